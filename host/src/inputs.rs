@@ -1,0 +1,139 @@
+//! Reading the inputs of `arena eval`: parameters, samples, submissions, sizes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use arena_plugin_api::{Sample, Submission};
+use serde_json::Value;
+
+/// The name of the optional metadata file inside a submission directory.
+pub const SUBMISSION_METADATA_FILE: &str = "submission.json";
+
+/// Parses `arg` as inline JSON when it looks like JSON, else reads it as a JSON file.
+pub fn json_arg(arg: &str) -> anyhow::Result<Value> {
+    let t = arg.trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        return serde_json::from_str(arg).with_context(|| format!("invalid JSON: {arg}"));
+    }
+    let text = std::fs::read_to_string(arg).with_context(|| format!("cannot read {arg}"))?;
+    serde_json::from_str(&text).with_context(|| format!("{arg} is not valid JSON"))
+}
+
+/// Reads samples from a JSON array or a JSON-lines file. Each record is either
+/// `{"data": …, "files": [...]}` or any other JSON value (taken as `data`). Relative file paths
+/// are resolved against the samples file's directory.
+pub fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read samples file {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let values: Vec<Value> = if text.trim_start().starts_with('[') {
+        serde_json::from_str(&text).with_context(|| format!("{}: not a JSON array", path.display()))?
+    } else {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| sample_from(v, base).with_context(|| format!("{}: sample {i}", path.display())))
+        .collect()
+}
+
+fn sample_from(v: Value, base: &Path) -> anyhow::Result<Sample> {
+    let is_record = v
+        .as_object()
+        .is_some_and(|o| o.contains_key("data") && o.keys().all(|k| k == "data" || k == "files"));
+    if !is_record {
+        return Ok(Sample { data: v, files: Vec::new() });
+    }
+    let mut s: Sample = serde_json::from_value(v)?;
+    for f in &mut s.files {
+        if f.is_relative() {
+            *f = base.join(&*f);
+        }
+    }
+    Ok(s)
+}
+
+/// A submission from a local path. Its id is the file or directory name unless given; its
+/// metadata is `metadata` if given, else the directory's `submission.json` if present.
+pub fn submission(path: &Path, id: Option<&str>, metadata: Option<&Value>) -> anyhow::Result<Submission> {
+    if !path.exists() {
+        bail!("submission {} does not exist", path.display());
+    }
+    let abs: PathBuf = std::fs::canonicalize(path)?;
+    let id = id.map(str::to_string).unwrap_or_else(|| {
+        abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| abs.display().to_string())
+    });
+    let metadata = match metadata {
+        Some(m) => m.clone(),
+        None => {
+            let f = abs.join(SUBMISSION_METADATA_FILE);
+            if f.is_file() {
+                let text = std::fs::read_to_string(&f)?;
+                serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", f.display()))?
+            } else {
+                Value::Null
+            }
+        }
+    };
+    Ok(Submission { id, path: abs, metadata })
+}
+
+/// Parses a size like `512MiB`, `4G`, `1.5GiB`, `1000000` (bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid size `{s}`"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "t" | "tib" => 1024f64.powi(4),
+        "tb" => 1e12,
+        other => return Err(format!("unknown size unit `{other}` in `{s}` (use B, KiB, MiB, GiB, TiB)")),
+    };
+    Ok((n * mult).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("4G").unwrap(), 4 << 30);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("2 MB").unwrap(), 2_000_000);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn samples_json_and_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.json");
+        std::fs::write(&a, r#"[{"data": {"x": 1}, "files": ["img.png"]}, {"x": 2}]"#).unwrap();
+        let s = read_samples(&a).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].files, vec![dir.path().join("img.png")]);
+        assert_eq!(s[1].data, serde_json::json!({"x": 2}));
+        let b = dir.path().join("b.jsonl");
+        std::fs::write(&b, "{\"x\": 1}\n\n{\"x\": 2}\nnot json\n").unwrap();
+        let err = format!("{:#}", read_samples(&b).unwrap_err());
+        assert!(err.contains("b.jsonl:4"), "{err}");
+    }
+}

@@ -1,0 +1,429 @@
+//! Isolated jobs: each evaluation runs in a child `arena worker` process.
+//!
+//! Protocol (JSON lines): the host writes the [`Job`] as the first line of the worker's stdin,
+//! and later may write `{"cancel":true}`; closing stdin also cancels. The worker answers on its
+//! stdout with [`WorkerEvent`]s: progress reports, then exactly one `result` or `error`. The
+//! worker moves the plugin's own stdout writes to stderr before loading it, so a plugin's
+//! `println!` cannot forge a protocol line.
+//!
+//! The child runs in its own process group (so a terminal Ctrl-C reaches only the host, which
+//! cancels cleanly), dies with the host (`PR_SET_PDEATHSIG`), has its address space limited
+//! (`RLIMIT_AS`) and no core dumps. On timeout or cancellation the whole process group is
+//! killed and reaped: no orphans, no zombies.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arena_plugin_api::{EvalOutput, Progress};
+use serde::{Deserialize, Serialize};
+
+use crate::cancel;
+use crate::job::{FailureKind, Job, JobFailure, JobLimits};
+
+/// How many lines of the worker's stderr a failure keeps.
+pub const STDERR_TAIL_LINES: usize = 20;
+/// How long a cancelled worker gets to stop by itself before it is killed.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// A line the worker writes to the host.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WorkerEvent {
+    Progress { done: u64, total: u64, message: String },
+    Result { output: EvalOutput },
+    Error { kind: FailureKind, message: String },
+}
+
+/// A line the host writes to the worker after the job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostCommand {
+    #[serde(default)]
+    pub cancel: bool,
+}
+
+/// Runs jobs in worker processes.
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    /// The executable that provides `worker` (the `arena` binary).
+    pub worker_exe: PathBuf,
+}
+
+impl Supervisor {
+    /// A supervisor whose workers are this executable (`arena worker`).
+    pub fn current_exe() -> std::io::Result<Self> {
+        Ok(Supervisor { worker_exe: std::env::current_exe()? })
+    }
+
+    /// Runs one job in a fresh worker, within `limits`. Progress reports are passed to
+    /// `progress.report`; `progress.is_cancelled()` (and Ctrl-C) cancel the job.
+    pub fn run(
+        &self,
+        job: &Job,
+        limits: JobLimits,
+        progress: &dyn Progress,
+    ) -> Result<EvalOutput, JobFailure> {
+        let mut child = self.spawn(limits).map_err(|e| {
+            JobFailure::new(
+                FailureKind::Spawn,
+                format!("cannot start {} worker: {e}", self.worker_exe.display()),
+            )
+        })?;
+        let pid = child.id() as i32;
+        let _registered = cancel::ChildGuard::register(pid);
+
+        // Send the job. A worker that dies before reading it is handled below, by its status.
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let line = serde_json::to_string(job).expect("a job serializes");
+        let _ = writeln!(stdin, "{line}").and_then(|_| stdin.flush());
+
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let tail = Arc::clone(&stderr_tail);
+        let stderr_thread = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                tracing::debug!(target: "arena::worker", pid, "{line}");
+                let mut t = tail.lock().unwrap();
+                if t.len() == STDERR_TAIL_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
+
+        let (tx, rx) = mpsc::channel::<Result<WorkerEvent, String>>();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdout_thread = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let ev = serde_json::from_str::<WorkerEvent>(&line)
+                    .map_err(|e| format!("unreadable worker line ({e}): {}", truncate(&line, 200)));
+                if tx.send(ev).is_err() {
+                    break;
+                }
+            }
+        });
+
+        let start = Instant::now();
+        let deadline = limits.wall.map(|w| start + w);
+        let mut outcome: Option<Result<EvalOutput, JobFailure>> = None;
+        let mut killed_for: Option<JobFailure> = None;
+        let mut cancel_sent_at: Option<Instant> = None;
+        let mut stdin = Some(stdin);
+
+        loop {
+            let now = Instant::now();
+            if let Some(d) = deadline {
+                if now >= d && killed_for.is_none() {
+                    kill_group(pid);
+                    killed_for = Some(JobFailure::new(
+                        FailureKind::Timeout,
+                        format!(
+                            "no result within the wall-clock limit of {}",
+                            fmt_duration(limits.wall.unwrap())
+                        ),
+                    ));
+                }
+            }
+            let cancelled = cancel::requested() || progress.is_cancelled();
+            if cancelled && killed_for.is_none() {
+                match cancel_sent_at {
+                    None => {
+                        if let Some(mut s) = stdin.take() {
+                            let _ = writeln!(s, "{}", serde_json::json!({"cancel": true}));
+                            // dropping `s` closes the pipe: a second signal to stop
+                        }
+                        cancel_sent_at = Some(now);
+                    }
+                    Some(t) if now.duration_since(t) >= CANCEL_GRACE => {
+                        kill_group(pid);
+                        killed_for = Some(JobFailure::new(
+                            FailureKind::Cancelled,
+                            "cancelled; the worker did not stop in time and was killed",
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(Ok(WorkerEvent::Progress { done, total, message })) => {
+                    progress.report(done, total, &message)
+                }
+                Ok(Ok(WorkerEvent::Result { output })) => {
+                    outcome.get_or_insert(Ok(output));
+                }
+                Ok(Ok(WorkerEvent::Error { kind, message })) => {
+                    outcome.get_or_insert(Err(JobFailure::new(kind, message)));
+                }
+                Ok(Err(msg)) => {
+                    kill_group(pid);
+                    killed_for.get_or_insert(JobFailure::new(FailureKind::Protocol, msg));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break, // the worker closed stdout
+            }
+        }
+
+        // stdout is closed; the worker is exiting (or was killed). Reap it, still under the limit.
+        let status = wait_with_deadline(
+            &mut child,
+            pid,
+            deadline.map(|d| d.max(Instant::now()) + Duration::from_secs(1)),
+        );
+        drop(stdin);
+        let _ = stdout_thread.join();
+        let _ = stderr_thread.join();
+        let tail: Vec<String> = stderr_tail.lock().unwrap().iter().cloned().collect();
+
+        let mut result = match (killed_for, outcome) {
+            (Some(f), _) => Err(f),
+            (None, Some(Ok(out))) if status.success() => Ok(out),
+            (None, Some(Ok(_))) => Err(classify_exit(status, limits, &tail)),
+            (None, Some(Err(f))) => Err(f),
+            (None, None) => Err(classify_exit(status, limits, &tail)),
+        };
+        if let Err(f) = &mut result {
+            f.stderr_tail = tail;
+        }
+        result
+    }
+
+    fn spawn(&self, limits: JobLimits) -> std::io::Result<Child> {
+        let mut cmd = Command::new(&self.worker_exe);
+        cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let memory = limits.memory_bytes;
+        // SAFETY: only async-signal-safe libc calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setpgid(0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                // The host may already be gone: then nobody reaps us, so stop now.
+                if libc::getppid() == 1 {
+                    return Err(std::io::Error::other("host exited"));
+                }
+                let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+                if let Some(m) = memory {
+                    let lim = libc::rlimit { rlim_cur: m as libc::rlim_t, rlim_max: m as libc::rlim_t };
+                    if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn()
+    }
+}
+
+fn kill_group(pgid: i32) {
+    // SAFETY: plain syscall; the group is the worker's own (setpgid in pre_exec).
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Waits for the child; past `deadline`, kills its group and reaps it.
+fn wait_with_deadline(child: &mut Child, pid: i32, deadline: Option<Instant>) -> ExitStatus {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                // Reap anything the worker left behind in its group.
+                kill_group(pid);
+                return status;
+            }
+            Ok(None) => {}
+            Err(_) => {
+                kill_group(pid);
+                return child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            kill_group(pid);
+            return child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn classify_exit(status: ExitStatus, limits: JobLimits, stderr_tail: &[String]) -> JobFailure {
+    let oom_text = stderr_tail.iter().any(|l| {
+        l.contains("memory allocation of") || l.contains("out of memory") || l.contains("bad_alloc")
+    });
+    let limit = limits.memory_bytes.map(|m| format!(" (limit {})", fmt_bytes(m))).unwrap_or_default();
+    if let Some(sig) = status.signal() {
+        if oom_text {
+            return JobFailure::new(
+                FailureKind::OutOfMemory,
+                format!("the worker ran out of memory{limit} and was killed by {}", signal_name(sig)),
+            );
+        }
+        if sig == libc::SIGKILL && limits.memory_bytes.is_some() {
+            return JobFailure::new(
+                FailureKind::Crashed,
+                format!("the worker was killed by SIGKILL (possibly the kernel's OOM killer{limit})"),
+            );
+        }
+        return JobFailure::new(
+            FailureKind::Crashed,
+            format!("the worker was killed by {}", signal_name(sig)),
+        );
+    }
+    let code = status.code().unwrap_or(-1);
+    if oom_text {
+        return JobFailure::new(
+            FailureKind::OutOfMemory,
+            format!("the worker ran out of memory{limit} (exit code {code})"),
+        );
+    }
+    JobFailure::new(FailureKind::Exited, format!("the worker exited with code {code} without a result"))
+}
+
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGSEGV => "SIGSEGV (segmentation fault)",
+        libc::SIGABRT => "SIGABRT (abort)",
+        libc::SIGBUS => "SIGBUS (bus error)",
+        libc::SIGILL => "SIGILL (illegal instruction)",
+        libc::SIGFPE => "SIGFPE (arithmetic error)",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        _ => return format!("signal {sig}"),
+    };
+    format!("signal {sig}, {name}")
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+pub fn fmt_duration(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+pub fn fmt_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker side (`arena worker`).
+
+/// Entry point of `arena worker`: reads one job from stdin, runs it, reports on stdout.
+/// Returns the process exit code.
+pub fn worker_main() -> i32 {
+    // Keep the real stdout for the protocol; point fd 1 at stderr for everything else.
+    // SAFETY: plain fd syscalls on this process's own descriptors, before any other thread.
+    let proto_fd = unsafe {
+        let fd = libc::dup(1);
+        if fd < 0 || libc::dup2(2, 1) < 0 {
+            eprintln!("arena worker: cannot set up the protocol channel");
+            return 70;
+        }
+        fd
+    };
+    // SAFETY: `proto_fd` is a fresh descriptor owned by nothing else.
+    let proto = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(proto_fd) };
+    let out = Mutex::new(std::io::LineWriter::new(proto));
+    let send = |ev: &WorkerEvent| {
+        let mut w = out.lock().unwrap();
+        let _ = writeln!(w, "{}", serde_json::to_string(ev).expect("events serialize"));
+        let _ = w.flush();
+    };
+
+    let mut lines = std::io::stdin().lock().lines();
+    let job: Job = match lines.next() {
+        Some(Ok(l)) => match serde_json::from_str(&l) {
+            Ok(j) => j,
+            Err(e) => {
+                send(&WorkerEvent::Error {
+                    kind: FailureKind::Protocol,
+                    message: format!("unreadable job: {e}"),
+                });
+                return 2;
+            }
+        },
+        _ => {
+            send(&WorkerEvent::Error { kind: FailureKind::Protocol, message: "no job on stdin".into() });
+            return 2;
+        }
+    };
+    drop(lines);
+
+    // Cancellation: a `{"cancel":true}` line, or stdin closing (the host went away).
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancelled);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            match line {
+                Ok(l) => {
+                    if serde_json::from_str::<HostCommand>(&l).map(|c| c.cancel).unwrap_or(false) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+
+    struct WorkerProgress<'a, F: Fn(&WorkerEvent)> {
+        send: &'a F,
+        cancelled: &'a AtomicBool,
+    }
+    impl<F: Fn(&WorkerEvent)> Progress for WorkerProgress<'_, F> {
+        fn report(&self, done: u64, total: u64, message: &str) {
+            (self.send)(&WorkerEvent::Progress { done, total, message: message.to_string() });
+        }
+        fn is_cancelled(&self) -> bool {
+            self.cancelled.load(Ordering::SeqCst)
+        }
+    }
+
+    let progress = WorkerProgress { send: &send, cancelled: &cancelled };
+    match crate::job::run_in_process(&job, &progress) {
+        Ok(output) => {
+            send(&WorkerEvent::Result { output });
+            0
+        }
+        Err(f) => {
+            send(&WorkerEvent::Error { kind: f.kind, message: f.message });
+            0
+        }
+    }
+}
+
+/// A [`Progress`] built from a closure, for callers that only want reports.
+pub struct FnProgress<F: Fn(u64, u64, &str)>(pub F);
+
+impl<F: Fn(u64, u64, &str)> Progress for FnProgress<F> {
+    fn report(&self, done: u64, total: u64, message: &str) {
+        (self.0)(done, total, message)
+    }
+    fn is_cancelled(&self) -> bool {
+        cancel::requested()
+    }
+}

@@ -1,0 +1,8 @@
+//! The arena runtime: plugin discovery and loading, evaluation jobs in-process or in isolated
+//! worker processes, and the pieces the `arena` binary composes.
+
+pub mod cancel;
+pub mod inputs;
+pub mod isolate;
+pub mod job;
+pub mod plugins;

@@ -1,0 +1,340 @@
+//! `arena`: the command-line front of the runtime.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arena_host::cancel;
+use arena_host::inputs::{json_arg, parse_size, read_samples, submission};
+use arena_host::isolate::{FnProgress, Supervisor};
+use arena_host::job::{Job, JobFailure, JobLimits, run_in_process};
+use arena_host::plugins::{self, LoadedPlugin, PluginLoadError};
+use arena_plugin_api::{Device, EvalOutput, EvalRequest, Limits, TaskSpec};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(
+    name = "arena",
+    version,
+    about = "A runtime for Bittensor subnet competitions: evaluation plugins, isolated jobs, scoring."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find, load and describe evaluation plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Evaluate one or more submissions with a plugin task, exactly as a validator would.
+    Eval(EvalArgs),
+    /// Internal: run one job sent on stdin (started by the host for isolated jobs).
+    #[command(hide = true)]
+    Worker,
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// List the plugins found in the plugin directories, and the libraries that failed to load.
+    List {
+        #[command(flatten)]
+        dirs: PluginDirs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load one plugin library and describe it: name, versions, hash, task kinds.
+    Inspect {
+        /// Path of the plugin library.
+        path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct PluginDirs {
+    /// A directory to search for plugins (repeatable). Also searched: $ARENA_PLUGIN_PATH, then
+    /// the arena executable's directory and its plugins/ subdirectory.
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    plugin_dirs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The plugin: a library path, or a plugin name looked up in the plugin directories.
+    #[arg(long)]
+    plugin: String,
+    /// The task kind to run (see `arena plugins inspect`).
+    #[arg(long)]
+    task: String,
+    /// Task parameters: inline JSON, or a JSON file.
+    #[arg(long, value_name = "JSON|FILE")]
+    params: Option<String>,
+    /// A submission (file or directory); repeat to evaluate several, one job each.
+    #[arg(long, required = true, value_name = "PATH")]
+    submission: Vec<PathBuf>,
+    /// Submission metadata (inline JSON or a file); default: the submission's submission.json.
+    #[arg(long, value_name = "JSON|FILE")]
+    metadata: Option<String>,
+    /// Samples: a JSON array or JSON-lines file of records.
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
+    /// Device: cpu, cuda, cuda:N or wgpu.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// Seed for every random choice of the task.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run each job in a separate worker process, with limits: a crash or hang costs the job only.
+    #[arg(long)]
+    isolated: bool,
+    /// Wall-clock limit per job, in seconds (enforced with --isolated; always passed to the task).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    /// Memory limit per job, e.g. 4GiB (enforced with --isolated; always passed to the task).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// Refuse to run unless the plugin file has this sha256.
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
+    #[command(flatten)]
+    dirs: PluginDirs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Worker = cli.command {
+        init_logging();
+        return ExitCode::from(arena_host::isolate::worker_main() as u8);
+    }
+    init_logging();
+    cancel::install_handler();
+    let result = match cli.command {
+        Command::Plugins(PluginsCommand::List { dirs, json }) => plugins_list(&dirs, json),
+        Command::Plugins(PluginsCommand::Inspect { path, json }) => plugins_inspect(&path, json),
+        Command::Eval(args) => eval(args),
+        Command::Worker => unreachable!(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARENA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn plugin_json(p: &LoadedPlugin) -> Value {
+    json!({
+        "path": p.plugin.path(),
+        "sha256": p.sha256,
+        "name": p.info().name,
+        "version": p.info().version,
+        "abi_version": p.info().abi_version,
+        "tasks": p.info().tasks,
+    })
+}
+
+fn load_error_json(e: &PluginLoadError) -> Value {
+    match e {
+        PluginLoadError::Load(l) => json!({"path": l.path(), "error": l.code(), "message": e.to_string()}),
+        PluginLoadError::PinMismatch { path, .. } => {
+            json!({"path": path, "error": "pin_mismatch", "message": e.to_string()})
+        }
+    }
+}
+
+fn plugins_list(dirs: &PluginDirs, as_json: bool) -> anyhow::Result<ExitCode> {
+    let search = plugins::plugin_dirs(&dirs.plugin_dirs);
+    let found = plugins::discover(&search);
+    if as_json {
+        let (ok, bad): (Vec<_>, Vec<_>) = found.iter().partition(|r| r.is_ok());
+        let out = json!({
+            "directories": search,
+            "plugins": ok.iter().map(|r| plugin_json(r.as_ref().unwrap())).collect::<Vec<_>>(),
+            "errors": bad.iter().map(|r| load_error_json(r.as_ref().unwrap_err())).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("searched: {}", search.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+    if found.is_empty() {
+        println!("no plugin libraries found");
+    }
+    for r in &found {
+        match r {
+            Ok(p) => {
+                let kinds: Vec<&str> = p.info().tasks.iter().map(|t| t.name.as_str()).collect();
+                println!(
+                    "  {} {} (ABI {})  tasks: {}\n      {}",
+                    p.info().name,
+                    p.info().version,
+                    p.info().abi_version,
+                    kinds.join(", "),
+                    p.plugin.path().display()
+                );
+            }
+            Err(e) => println!("  FAILED {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugins_inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let loaded = match plugins::load_pinned(path, None) {
+        Ok(l) => l,
+        Err(e) => {
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&load_error_json(&e))?);
+            } else {
+                eprintln!("error: {e}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&plugin_json(&loaded))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let info = loaded.info();
+    println!("{} {}", info.name, info.version);
+    println!("  path:   {}", loaded.plugin.path().display());
+    println!("  sha256: {}", loaded.sha256);
+    println!("  ABI:    {} (this arena: {})", info.abi_version, arena_plugin_api::ABI_VERSION);
+    for t in &info.tasks {
+        let devs: Vec<&str> = t.devices.iter().map(|d| d.as_str()).collect();
+        println!("  task {}  [{}]\n      {}", t.name, devs.join(", "), t.description);
+        println!("      parameters: {}", serde_json::to_string(&t.params_schema)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let dirs = plugins::plugin_dirs(&args.dirs.plugin_dirs);
+    let plugin = plugins::resolve(&args.plugin, &dirs)?;
+    let params = match &args.params {
+        Some(p) => json_arg(p).context("--params")?,
+        None => json!({}),
+    };
+    let metadata = args.metadata.as_deref().map(json_arg).transpose().context("--metadata")?;
+    let samples = args.samples.as_deref().map(read_samples).transpose()?.unwrap_or_default();
+    let limits = JobLimits { wall: args.timeout.map(Duration::from_secs_f64), memory_bytes: args.memory };
+    if !args.isolated && (limits.wall.is_some() || limits.memory_bytes.is_some()) {
+        tracing::warn!(
+            "--timeout and --memory are enforced only with --isolated; passing them to the task as hints"
+        );
+    }
+    let task = TaskSpec { kind: args.task.clone(), params, device: args.device, seed: args.seed };
+    let supervisor = if args.isolated { Some(Supervisor::current_exe()?) } else { None };
+
+    let mut results = Vec::new();
+    let mut failed = 0usize;
+    for path in &args.submission {
+        if cancel::requested() {
+            break;
+        }
+        let sub = submission(path, None, metadata.as_ref())?;
+        let job = Job {
+            plugin: plugin.clone(),
+            plugin_sha256: args.sha256.clone(),
+            task: task.clone(),
+            request: EvalRequest {
+                submission: sub,
+                samples: samples.clone(),
+                limits: Limits {
+                    time_limit_ms: limits.wall.map(|w| w.as_millis() as u64),
+                    memory_limit_bytes: limits.memory_bytes,
+                },
+            },
+        };
+        let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(job.request.submission.id.clone());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let progress = FnProgress(|done, total, msg: &str| {
+            bar.set_length(total);
+            bar.set_position(done);
+            bar.set_message(msg.to_string());
+        });
+        let start = Instant::now();
+        let outcome = match &supervisor {
+            Some(s) => s.run(&job, limits, &progress),
+            None => run_in_process(&job, &progress),
+        };
+        bar.finish_and_clear();
+        let wall_ms = start.elapsed().as_millis() as u64;
+        if outcome.is_err() {
+            failed += 1;
+        }
+        if !args.json {
+            print_outcome(&job.request.submission.id, &outcome, wall_ms);
+        }
+        results.push(result_json(&job.request.submission.id, &outcome, wall_ms));
+    }
+
+    if args.json {
+        let out = json!({
+            "plugin": plugin,
+            "task": task.kind,
+            "device": task.device,
+            "seed": task.seed,
+            "isolated": args.isolated,
+            "limits": {
+                "timeout_s": args.timeout,
+                "memory_bytes": args.memory,
+            },
+            "results": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if args.submission.len() > 1 {
+        println!("{} of {} jobs succeeded", args.submission.len() - failed, args.submission.len());
+    }
+    if cancel::requested() {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn result_json(id: &str, outcome: &Result<EvalOutput, JobFailure>, wall_ms: u64) -> Value {
+    match outcome {
+        Ok(o) => json!({"submission": id, "status": "ok", "wall_ms": wall_ms, "output": o}),
+        Err(f) => json!({"submission": id, "status": "failed", "wall_ms": wall_ms, "failure": f}),
+    }
+}
+
+fn print_outcome(id: &str, outcome: &Result<EvalOutput, JobFailure>, wall_ms: u64) {
+    match outcome {
+        Ok(o) => {
+            let metrics: Vec<String> = o.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "ok      {id}  raw_score={}  {}  ({:.2}s)",
+                o.raw_score,
+                metrics.join(" "),
+                wall_ms as f64 / 1e3
+            );
+        }
+        Err(f) => {
+            println!("FAILED  {id}  {f}  ({:.2}s)", wall_ms as f64 / 1e3);
+        }
+    }
+}
