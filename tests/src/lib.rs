@@ -1,1 +1,150 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: build (once per test process) and locate the `arena`
+//! binary, the workspace's plugin libraries, and the crates that live outside the workspace
+//! (the third-party example and the foreign-ABI fixture), then run `arena`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The cargo target directory this test binary was built into.
+pub fn target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    // target/<profile>/deps/<test-binary>
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(2).unwrap().to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // Do not inherit the test harness's package environment into nested builds.
+    for (k, _) in std::env::vars_os() {
+        if let Some(k) = k.to_str() {
+            if k.starts_with("CARGO_PKG_") || k == "CARGO_MANIFEST_DIR" || k == "CARGO_PRIMARY_PACKAGE" {
+                c.env_remove(k);
+            }
+        }
+    }
+    c
+}
+
+fn run_cargo(mut c: Command, what: &str) {
+    let out = c.output().unwrap_or_else(|e| panic!("cannot run cargo for {what}: {e}"));
+    assert!(out.status.success(), "building {what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+
+/// Builds `package` of the workspace (once per process) and returns `artifact` in the profile dir.
+fn workspace_artifact(package: &str, artifact: &str) -> PathBuf {
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let key = format!("ws:{package}");
+    if let Some(p) = built.get(&key) {
+        return p.clone();
+    }
+    let mut c = cargo();
+    c.current_dir(repo_root())
+        .args(["build", "--quiet", "-p", package])
+        .arg("--target-dir")
+        .arg(target_dir());
+    run_cargo(c, package);
+    let p = profile_dir().join(artifact);
+    assert!(p.exists(), "{} was not built", p.display());
+    built.insert(key, p.clone());
+    p
+}
+
+/// The `arena` binary.
+pub fn arena_bin() -> PathBuf {
+    workspace_artifact("arena-host", "arena")
+}
+
+/// A shared library's file name on this platform.
+pub fn lib_name(stem: &str) -> String {
+    format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+}
+
+/// A workspace plugin library (`package` builds `lib<stem>.so`).
+pub fn workspace_plugin(package: &str, stem: &str) -> PathBuf {
+    workspace_artifact(package, &lib_name(stem))
+}
+
+pub fn chaos_plugin() -> PathBuf {
+    workspace_plugin("arena-chaos-plugin", "arena_chaos_plugin")
+}
+
+pub fn replay_plugin() -> PathBuf {
+    workspace_plugin("arena-replay", "arena_replay")
+}
+
+/// Builds a crate outside the workspace with plain `cargo build` (optionally with features) and
+/// returns a private copy of its library `lib<stem>.so`, so builds with other features cannot
+/// overwrite it.
+pub fn external_plugin(crate_dir: &str, stem: &str, features: &[&str]) -> PathBuf {
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let key = format!("ext:{crate_dir}:{}", features.join(","));
+    if let Some(p) = built.get(&key) {
+        return p.clone();
+    }
+    let dir = repo_root().join(crate_dir);
+    let target = target_dir().join("external");
+    let mut c = cargo();
+    c.current_dir(&dir).args(["build", "--quiet"]).arg("--target-dir").arg(&target);
+    if !features.is_empty() {
+        c.arg("--features").arg(features.join(","));
+    }
+    run_cargo(c, crate_dir);
+    let lib = target.join("debug").join(lib_name(stem));
+    let copies =
+        target.join("copies").join(if features.is_empty() { "default".into() } else { features.join("+") });
+    std::fs::create_dir_all(&copies).unwrap();
+    let copy = copies.join(lib_name(stem));
+    // A fresh inode each time: the loader never unloads, and a process may still map the old one.
+    let _ = std::fs::remove_file(&copy);
+    std::fs::copy(&lib, &copy).unwrap();
+    built.insert(key, copy.clone());
+    copy
+}
+
+/// The third-party example plugin, built as its author would.
+pub fn third_party_plugin() -> PathBuf {
+    external_plugin("examples/third-party-plugin", "logreg_probe", &[])
+}
+
+/// Runs `arena` with `args`; returns its output.
+pub fn arena(args: &[&str]) -> Output {
+    arena_cmd(args).output().unwrap()
+}
+
+pub fn arena_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(arena_bin());
+    c.args(args).env_remove("ARENA_PLUGIN_PATH").env("ARENA_LOG", "warn");
+    c
+}
+
+/// Parses stdout as JSON, with a useful panic message.
+pub fn stdout_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}

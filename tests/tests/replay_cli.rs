@@ -1,0 +1,64 @@
+//! The replay plugin through the `arena` binary, on the demo task: what README's demo runs.
+
+use std::process::Command;
+
+use arena_e2e::*;
+
+#[test]
+fn demo_replay_round_through_the_cli() {
+    let work = tempfile::tempdir().unwrap();
+    let demo = repo_root().join("examples/replay-demo");
+    let task = work.path().join("task");
+    let st = Command::new("cp").arg("-r").arg(demo.join("task")).arg(&task).status().unwrap();
+    assert!(st.success());
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
+        .current_dir(&task)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let params = std::fs::read_to_string(demo.join("params.template.json"))
+        .unwrap()
+        .replace("@REPO@", task.to_str().unwrap());
+    let lib = replay_plugin();
+    let subs = demo.join("submissions");
+    let out = arena(&[
+        "eval",
+        "--plugin",
+        lib.to_str().unwrap(),
+        "--task",
+        "replay",
+        "--params",
+        &params,
+        "--isolated",
+        "--timeout",
+        "120",
+        "--memory",
+        "4GiB",
+        "--json",
+        "--submission",
+        subs.join("better").to_str().unwrap(),
+        "--submission",
+        subs.join("worse").to_str().unwrap(),
+        "--submission",
+        subs.join("hostile").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v = stdout_json(&out);
+    let r = v["results"].as_array().unwrap();
+    // Gradient descent on (w-3)^2 from 0: w_n = 3(1 - (1-2lr)^n); loss = (w-3)^2 + 0.01,
+    // computed here independently of the benchmark script.
+    let loss = |lr: f64, n: i32| 9.0 * (1.0 - 2.0 * lr).powi(2 * n) + 0.01;
+    let better = r[0]["output"]["raw_score"].as_f64().unwrap();
+    let worse = r[1]["output"]["raw_score"].as_f64().unwrap();
+    assert!((better - loss(0.2, 40)).abs() < 1e-8, "{better}");
+    assert!((worse - loss(0.01, 20)).abs() < 1e-8, "{worse}");
+    assert!(better < worse);
+    assert_eq!(r[2]["status"], "failed");
+    assert_eq!(r[2]["failure"]["kind"], "invalid_submission");
+    assert!(
+        r[2]["failure"]["message"].as_str().unwrap().contains("`bench.sh` is outside the allowed paths"),
+        "{v}"
+    );
+}

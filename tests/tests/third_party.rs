@@ -1,0 +1,54 @@
+//! The third-party path: a crate outside the workspace, depending on arena-plugin-api alone,
+//! built with plain `cargo build`, loaded and run by `arena`.
+
+use arena_e2e::*;
+use serde_json::json;
+
+#[test]
+fn third_party_plugin_builds_loads_and_scores() {
+    let lib = third_party_plugin();
+    let v = stdout_json(&arena(&["plugins", "inspect", lib.to_str().unwrap(), "--json"]));
+    assert_eq!(v["name"], "logreg-probe");
+    assert_eq!(v["abi_version"], arena_plugin_api::ABI_VERSION);
+    assert_eq!(v["tasks"][0]["name"], "logistic-regression");
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("model.json"), r#"{"weights": [2.0, -1.0], "bias": 0.5}"#).unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    std::fs::write(
+        &samples,
+        "{\"features\": [1.0, 0.0], \"label\": 1}\n{\"features\": [0.0, 2.0], \"label\": 0}\n{\"features\": [0.0, 0.0], \"label\": 0}\n",
+    )
+    .unwrap();
+    for isolated in [false, true] {
+        let mut args = vec![
+            "eval",
+            "--plugin",
+            lib.to_str().unwrap(),
+            "--task",
+            "logistic-regression",
+            "--submission",
+            model.to_str().unwrap(),
+            "--samples",
+            samples.to_str().unwrap(),
+            "--json",
+        ];
+        if isolated {
+            args.push("--isolated");
+        }
+        let out = arena(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        let r = &stdout_json(&out)["results"][0]["output"];
+        // z = 2.5, -1.5, 0.5 → losses ln(1+e^-2.5), ln(1+e^-1.5), ln(1+e^0.5); computed here
+        // independently of the plugin.
+        let losses = [(1.0 + (-2.5f64).exp()).ln(), (1.0 + (-1.5f64).exp()).ln(), (1.0 + 0.5f64.exp()).ln()];
+        let mean = losses.iter().sum::<f64>() / 3.0;
+        assert!((r["raw_score"].as_f64().unwrap() - mean).abs() < 1e-12, "{r}");
+        assert_eq!(r["metrics"]["accuracy"], json!(2.0 / 3.0));
+        for (got, want) in r["per_sample"].as_array().unwrap().iter().zip(losses) {
+            assert!((got.as_f64().unwrap() - want).abs() < 1e-12);
+        }
+    }
+}
