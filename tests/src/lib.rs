@@ -59,6 +59,9 @@ fn workspace_artifact(package: &str, artifact: &str) -> PathBuf {
         .args(["build", "--quiet", "-p", package])
         .arg("--target-dir")
         .arg(target_dir());
+    if profile_dir().file_name().is_some_and(|n| n == "release") {
+        c.arg("--release"); // `cargo bench` builds into target/release
+    }
     run_cargo(c, package);
     let p = profile_dir().join(artifact);
     assert!(p.exists(), "{} was not built", p.display());
