@@ -42,7 +42,13 @@ fn median_per_call(rounds: usize, iters: usize, mut f: impl FnMut()) -> Duration
 
 fn fmt(d: Duration) -> String {
     let ns = d.as_nanos() as f64;
-    if ns < 1e3 { format!("{ns:.0} ns") } else if ns < 1e6 { format!("{:.2} µs", ns / 1e3) } else { format!("{:.2} ms", ns / 1e6) }
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{:.2} ms", ns / 1e6)
+    }
 }
 
 fn main() {
@@ -75,6 +81,13 @@ fn main() {
         black_box(sup.run(&job, JobLimits::default(), &NoProgress).unwrap());
     });
     println!();
-    println!("one isolated job (spawn arena worker + load plugin + evaluate 100 samples + pipe), median of 9x10");
-    println!("  isolated job: {}   in-process ABI call: {}   ratio {:.0}x", fmt(iso), fmt(inproc), iso.as_secs_f64() / inproc.as_secs_f64());
+    println!(
+        "one isolated job (spawn arena worker + load plugin + evaluate 100 samples + pipe), median of 9x10"
+    );
+    println!(
+        "  isolated job: {}   in-process ABI call: {}   ratio {:.0}x",
+        fmt(iso),
+        fmt(inproc),
+        iso.as_secs_f64() / inproc.as_secs_f64()
+    );
 }
