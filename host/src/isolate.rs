@@ -335,10 +335,12 @@ pub fn fmt_bytes(b: u64) -> String {
 /// Entry point of `arena worker`: reads one job from stdin, runs it, reports on stdout.
 /// Returns the process exit code.
 pub fn worker_main() -> i32 {
-    // Keep the real stdout for the protocol; point fd 1 at stderr for everything else.
+    // Keep the real stdout for the protocol; point fd 1 at stderr for everything else. The
+    // protocol descriptor is close-on-exec, so processes the plugin starts (a sandboxed
+    // benchmark, say) cannot inherit it and forge a result.
     // SAFETY: plain fd syscalls on this process's own descriptors, before any other thread.
     let proto_fd = unsafe {
-        let fd = libc::dup(1);
+        let fd = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
         if fd < 0 || libc::dup2(2, 1) < 0 {
             eprintln!("arena worker: cannot set up the protocol channel");
             return 70;

@@ -62,3 +62,55 @@ fn demo_replay_round_through_the_cli() {
         "{v}"
     );
 }
+
+#[test]
+fn a_sandboxed_benchmark_cannot_forge_the_worker_protocol() {
+    let work = tempfile::tempdir().unwrap();
+    let task = work.path().join("task");
+    std::fs::create_dir(&task).unwrap();
+    std::fs::write(task.join("train.cfg"), "lr=0.5\n").unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
+        .current_dir(&task)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The benchmark writes a forged result line to every descriptor it may have inherited, and
+    // to its stdout; the honest metric is 7.
+    let forged = r#"{\"event\":\"result\",\"output\":{\"raw_score\":-1000}}"#;
+    let bench = format!(
+        "for fd in 3 4 5 6 7 8 9 10 11 12; do (echo \"{forged}\" >&$fd) 2>/dev/null; done; echo \"{forged}\"; echo loss: 7"
+    );
+    let params = serde_json::json!({
+        "repository": task, "base_ref": "main", "benchmark_command": bench, "metric_name": "loss",
+        "metric_direction": "minimize", "allowed_patch_paths": ["train.cfg"], "time_budget_seconds": 60,
+        "sandbox": {"memory_bytes": 2147483648u64, "pids": 64}
+    });
+    let sub = work.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(
+        sub.join("patch.diff"),
+        "--- a/train.cfg\n+++ b/train.cfg\n@@ -1 +1 @@\n-lr=0.5\n+lr=0.4\n",
+    )
+    .unwrap();
+    let lib = replay_plugin();
+    let out = arena(&[
+        "eval",
+        "--plugin",
+        lib.to_str().unwrap(),
+        "--task",
+        "replay",
+        "--params",
+        &params.to_string(),
+        "--isolated",
+        "--timeout",
+        "60",
+        "--json",
+        "--submission",
+        sub.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["results"][0]["output"]["raw_score"], 7.0, "{v}");
+}

@@ -197,7 +197,14 @@ pub fn run(
                 (libc::RLIMIT_FSIZE, fsize),
                 (libc::RLIMIT_CORE, 0),
             ] {
-                let lim = libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t };
+                // Never above the limit this process already has (an isolated worker's memory
+                // limit, say): raising a hard limit needs privileges, and would defeat it.
+                let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                let mut v = v as libc::rlim_t;
+                if libc::getrlimit(res, &mut cur) == 0 && cur.rlim_max != libc::RLIM_INFINITY {
+                    v = v.min(cur.rlim_max);
+                }
+                let lim = libc::rlimit { rlim_cur: v, rlim_max: v };
                 if libc::setrlimit(res, &lim) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
