@@ -15,7 +15,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "== building arena and its plugins (first build: a few minutes)"
-cargo build --quiet --workspace
+cargo build --quiet -p arena-host -p arena-replay
 arena=target/debug/arena
 
 work=$(mktemp -d)

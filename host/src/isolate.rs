@@ -120,17 +120,18 @@ impl Supervisor {
 
         loop {
             let now = Instant::now();
-            if let Some(d) = deadline {
-                if now >= d && killed_for.is_none() {
-                    kill_group(pid);
-                    killed_for = Some(JobFailure::new(
-                        FailureKind::Timeout,
-                        format!(
-                            "no result within the wall-clock limit of {}",
-                            fmt_duration(limits.wall.unwrap())
-                        ),
-                    ));
-                }
+            if let Some(d) = deadline
+                && now >= d
+                && killed_for.is_none()
+            {
+                kill_group(pid);
+                killed_for = Some(JobFailure::new(
+                    FailureKind::Timeout,
+                    format!(
+                        "no result within the wall-clock limit of {}",
+                        fmt_duration(limits.wall.unwrap())
+                    ),
+                ));
             }
             let cancelled = cancel::requested() || progress.is_cancelled();
             if cancelled && killed_for.is_none() {

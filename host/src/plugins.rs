@@ -70,14 +70,14 @@ pub fn load_pinned(path: &Path, pin: Option<&str>) -> Result<LoadedPlugin, Plugi
     let sha256 = sha256_file(path).map_err(|e| {
         PluginLoadError::Load(LoadError::NotFound { path: path.to_path_buf(), reason: e.to_string() })
     })?;
-    if let Some(expected) = pin {
-        if !expected.eq_ignore_ascii_case(&sha256) {
-            return Err(PluginLoadError::PinMismatch {
-                path: path.to_path_buf(),
-                expected: expected.to_ascii_lowercase(),
-                actual: sha256,
-            });
-        }
+    if let Some(expected) = pin
+        && !expected.eq_ignore_ascii_case(&sha256)
+    {
+        return Err(PluginLoadError::PinMismatch {
+            path: path.to_path_buf(),
+            expected: expected.to_ascii_lowercase(),
+            actual: sha256,
+        });
     }
     let plugin = load_plugin(path).map_err(PluginLoadError::Load)?;
     Ok(LoadedPlugin { plugin, sha256 })
@@ -133,10 +133,10 @@ pub fn resolve(spec: &str, dirs: &[PathBuf]) -> anyhow::Result<PathBuf> {
         }
     }
     for candidate in candidate_files(dirs) {
-        if let Ok(p) = load_plugin(&candidate) {
-            if p.info().name == spec {
-                return Ok(candidate);
-            }
+        if let Ok(p) = load_plugin(&candidate)
+            && p.info().name == spec
+        {
+            return Ok(candidate);
         }
     }
     let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();

@@ -31,10 +31,10 @@ fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     // Do not inherit the test harness's package environment into nested builds.
     for (k, _) in std::env::vars_os() {
-        if let Some(k) = k.to_str() {
-            if k.starts_with("CARGO_PKG_") || k == "CARGO_MANIFEST_DIR" || k == "CARGO_PRIMARY_PACKAGE" {
-                c.env_remove(k);
-            }
+        if let Some(k) = k.to_str()
+            && (k.starts_with("CARGO_PKG_") || k == "CARGO_MANIFEST_DIR" || k == "CARGO_PRIMARY_PACKAGE")
+        {
+            c.env_remove(k);
         }
     }
     c

@@ -172,11 +172,11 @@ fn processes_tagged(tag: &str, except: u32) -> Vec<u32> {
         if pid == except {
             continue;
         }
-        if let Ok(env) = std::fs::read(e.path().join("environ")) {
-            if env.split(|&b| b == 0).any(|kv| kv == tag.as_bytes()) {
-                // Zombies count too: a zombie is a process nobody reaped.
-                found.push(pid);
-            }
+        if let Ok(env) = std::fs::read(e.path().join("environ"))
+            && env.split(|&b| b == 0).any(|kv| kv == tag.as_bytes())
+        {
+            // Zombies count too: a zombie is a process nobody reaped.
+            found.push(pid);
         }
     }
     found

@@ -165,10 +165,10 @@ impl ReplayTask {
         if params.metric_name.trim().is_empty() {
             return bad("metric_name: must not be empty".into());
         }
-        if let Some(r) = &params.result_path {
-            if check_relative_path(r).is_err() {
-                return bad(format!("result_path: `{r}` must be a relative path inside the repository"));
-            }
+        if let Some(r) = &params.result_path
+            && check_relative_path(r).is_err()
+        {
+            return bad(format!("result_path: `{r}` must be a relative path inside the repository"));
         }
         let mut b = GlobSetBuilder::new();
         for g in &params.allowed_patch_paths {
@@ -422,12 +422,11 @@ impl ReplayTask {
     /// `\bname\b\s*[:=]\s*<number>` in stdout + stderr.
     pub fn extract_metric(&self, ws: &Path, output: &str) -> Result<f64, PluginError> {
         let name = &self.params.metric_name;
-        if let Some(rel) = &self.params.result_path {
-            if let Some(payload) = read_result_json(ws, rel)? {
-                if let Some(v) = metric_from_payload(&payload, name) {
-                    return finite(name, v);
-                }
-            }
+        if let Some(rel) = &self.params.result_path
+            && let Some(payload) = read_result_json(ws, rel)?
+            && let Some(v) = metric_from_payload(&payload, name)
+        {
+            return finite(name, v);
         }
         match metric_from_output(output, name) {
             Some(v) => finite(name, v),
@@ -459,10 +458,10 @@ fn cancelled(p: &dyn Progress) -> Result<(), PluginError> {
 
 /// The number in a result payload, in the reference order.
 pub fn metric_from_payload(payload: &Value, name: &str) -> Option<f64> {
-    if payload.get("metric_name").and_then(Value::as_str) == Some(name) {
-        if let Some(v) = payload.get("metric_value").and_then(as_number) {
-            return Some(v);
-        }
+    if payload.get("metric_name").and_then(Value::as_str) == Some(name)
+        && let Some(v) = payload.get("metric_value").and_then(as_number)
+    {
+        return Some(v);
     }
     if let Some(v) = payload.get("metrics").and_then(|m| m.get(name)).and_then(as_number) {
         return Some(v);

@@ -186,10 +186,10 @@ fn split_git_header(rest: &str) -> Option<(String, String)> {
         let half = (bytes - 1) / 2;
         if rest.is_char_boundary(half) && rest.is_char_boundary(half + 1) {
             let (l, r) = (&rest[..half], &rest[half + 1..]);
-            if let (Some(l2), Some(r2)) = (l.strip_prefix("a/"), r.strip_prefix("b/")) {
-                if l2 == r2 {
-                    return Some((l2.to_string(), r2.to_string()));
-                }
+            if let (Some(l2), Some(r2)) = (l.strip_prefix("a/"), r.strip_prefix("b/"))
+                && l2 == r2
+            {
+                return Some((l2.to_string(), r2.to_string()));
             }
         }
     }
