@@ -151,3 +151,14 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// Makes `dir` a git repository with everything in it committed on `main`.
+pub fn git_commit_all(dir: &Path) {
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git init/commit failed in {}", dir.display());
+}

@@ -11,13 +11,7 @@ fn demo_replay_round_through_the_cli() {
     let task = work.path().join("task");
     let st = Command::new("cp").arg("-r").arg(demo.join("task")).arg(&task).status().unwrap();
     assert!(st.success());
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
-        .current_dir(&task)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    git_commit_all(&task);
     let params = std::fs::read_to_string(demo.join("params.template.json"))
         .unwrap()
         .replace("@REPO@", task.to_str().unwrap());
@@ -69,13 +63,7 @@ fn a_sandboxed_benchmark_cannot_forge_the_worker_protocol() {
     let task = work.path().join("task");
     std::fs::create_dir(&task).unwrap();
     std::fs::write(task.join("train.cfg"), "lr=0.5\n").unwrap();
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
-        .current_dir(&task)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    git_commit_all(&task);
     // The benchmark writes a forged result line to every descriptor it may have inherited, and
     // to its stdout; the honest metric is 7.
     let forged = r#"{\"event\":\"result\",\"output\":{\"raw_score\":-1000}}"#;
