@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 #[command(
     name = "arena",
     version,
-    about = "A runtime for Bittensor subnet competitions: evaluation plugins, isolated jobs, scoring."
+    about = "A runtime for Bittensor subnet competitions: evaluation plugins and isolated evaluation jobs."
 )]
 struct Cli {
     #[command(subcommand)]
