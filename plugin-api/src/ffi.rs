@@ -357,13 +357,16 @@ impl TryFrom<FfiOutput> for EvalOutput {
 // ---------------------------------------------------------------------------------------------
 // Plugin side: the glue `export_plugin!` instantiates for the author's `Plugin` type.
 
+/// How a caught panic's message starts; the loader recognises a panic during init by it.
+pub(crate) const PANIC_PREFIX: &str = "plugin panicked: ";
+
 /// Runs `f`, turning a panic into an `Internal` error value. Nothing unwinds across the ABI.
 pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, FfiError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(e.into()),
         Err(payload) => {
-            RErr(PluginError::internal(format!("plugin panicked: {}", panic_message(&*payload))).into())
+            RErr(PluginError::internal(format!("{PANIC_PREFIX}{}", panic_message(&*payload))).into())
         }
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::library::{LibraryError, RootModuleError, lib_header_from_path};
 
-use crate::ffi::{self, PluginModuleRef, panic_message};
+use crate::ffi::{self, PANIC_PREFIX, PluginModuleRef, panic_message};
 use crate::types::{EvalTask, PluginError, PluginInfo, TaskSpec};
 
 /// Why a library could not be loaded as an arena plugin.
@@ -136,10 +136,10 @@ pub fn load_plugin(path: &Path) -> Result<ForeignPlugin, LoadError> {
     // `info` is glue that already catches panics; the outer guard covers a broken library.
     let info = match catch_unwind(AssertUnwindSafe(|| ffi::call_info(module))) {
         Ok(Ok(info)) => info,
-        Ok(Err(e)) if e.message.starts_with("plugin panicked: ") => {
+        Ok(Err(e)) if e.message.starts_with(PANIC_PREFIX) => {
             return Err(LoadError::InitPanicked {
                 path,
-                message: e.message["plugin panicked: ".len()..].to_string(),
+                message: e.message[PANIC_PREFIX.len()..].to_string(),
             });
         }
         Ok(Err(e)) => return Err(LoadError::InitFailed { path, reason: e.to_string() }),

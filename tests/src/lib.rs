@@ -137,6 +137,18 @@ pub fn arena_cmd(args: &[&str]) -> Command {
     c
 }
 
+/// `arena eval --plugin PLUGIN --task TASK ARGS…`.
+pub fn eval_cmd(plugin: &Path, task: &str, args: &[&str]) -> Command {
+    let mut c = arena_cmd(&["eval", "--plugin", plugin.to_str().unwrap(), "--task", task]);
+    c.args(args);
+    c
+}
+
+/// Runs `arena eval --plugin PLUGIN --task TASK ARGS…`; returns its output.
+pub fn eval(plugin: &Path, task: &str, args: &[&str]) -> Output {
+    eval_cmd(plugin, task, args).output().unwrap()
+}
+
 /// Parses stdout as JSON, with a useful panic message.
 pub fn stdout_json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

@@ -39,12 +39,7 @@ fn each_misbehaving_plugin_fails_only_its_own_job() {
     let lib = chaos_plugin();
     let samples = samples(r);
     let mut args = vec![
-        "eval".to_string(),
-        "--plugin".into(),
-        lib.to_str().unwrap().into(),
-        "--task".into(),
-        "by-submission".into(),
-        "--samples".into(),
+        "--samples".to_string(),
         samples,
         "--isolated".into(),
         "--timeout".into(),
@@ -58,7 +53,7 @@ fn each_misbehaving_plugin_fails_only_its_own_job() {
         args.push(submission(r, name, b.clone()));
     }
     let start = Instant::now();
-    let out = arena(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = eval(&lib, "by-submission", &args.iter().map(String::as_str).collect::<Vec<_>>());
     let elapsed = start.elapsed();
     assert_eq!(out.status.code(), Some(1), "some jobs failed, so the exit status is 1: {}", text(&out));
     let v = stdout_json(&out);
@@ -101,24 +96,11 @@ fn isolated_and_in_process_results_are_identical() {
     let sub = submission(root.path(), "s", json!({"kind": "sum"}));
     let samples = samples(root.path());
     let lib = chaos_plugin();
-    let base = [
-        "eval",
-        "--plugin",
-        lib.to_str().unwrap(),
-        "--task",
-        "sum",
-        "--samples",
-        &samples,
-        "--submission",
-        &sub,
-        "--seed",
-        "9",
-        "--json",
-    ];
-    let a = stdout_json(&arena(&base));
+    let base = ["--samples", &samples, "--submission", &sub, "--seed", "9", "--json"];
+    let a = stdout_json(&eval(&lib, "sum", &base));
     let mut iso = base.to_vec();
     iso.push("--isolated");
-    let b = stdout_json(&arena(&iso));
+    let b = stdout_json(&eval(&lib, "sum", &iso));
     assert_eq!(a["results"][0]["output"], b["results"][0]["output"]);
     assert_eq!(a["results"][0]["output"]["metrics"]["seed"], 9.0);
 }
@@ -129,37 +111,16 @@ fn a_device_the_task_does_not_support_is_refused() {
     let sub = submission(root.path(), "s", json!({"kind": "sum"}));
     let lib = chaos_plugin();
     for isolated in [false, true] {
-        let mut args = vec![
-            "eval",
-            "--plugin",
-            lib.to_str().unwrap(),
-            "--task",
-            "sum",
-            "--submission",
-            &sub,
-            "--device",
-            "cuda:1",
-            "--json",
-        ];
+        let mut args = vec!["--submission", &sub, "--device", "cuda:1", "--json"];
         if isolated {
             args.push("--isolated");
         }
-        let v = stdout_json(&arena(&args));
+        let v = stdout_json(&eval(&lib, "sum", &args));
         let f = &v["results"][0]["failure"];
         assert_eq!(f["kind"], "unsupported", "{v}");
         assert!(f["message"].as_str().unwrap().contains("runs on cpu, not on cuda:1"), "{v}");
     }
-    let out = arena(&[
-        "eval",
-        "--plugin",
-        lib.to_str().unwrap(),
-        "--task",
-        "sum",
-        "--submission",
-        &sub,
-        "--device",
-        "tpu",
-    ]);
+    let out = eval(&lib, "sum", &["--submission", &sub, "--device", "tpu"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("unknown device `tpu`"), "{}", text(&out));
 }
@@ -189,25 +150,17 @@ fn ctrl_c_stops_workers_cleanly_and_leaves_no_process() {
     let polite =
         submission(root.path(), "polite", json!({"kind": "sleep", "seconds": 120, "honour_cancel": true}));
     let lib = chaos_plugin();
-    let tag = format!("ARENA_E2E_TAG={}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let tag = format!("ARENA_E2E_TAG={}-{nanos}", std::process::id());
     let (k, v) = tag.split_once('=').unwrap();
-    for (sub, expected_kind) in [(&polite, "cancelled"), (&hang, "cancelled")] {
-        let child = arena_cmd(&[
-            "eval",
-            "--plugin",
-            lib.to_str().unwrap(),
-            "--task",
-            "by-submission",
-            "--submission",
-            sub,
-            "--isolated",
-            "--json",
-        ])
-        .env(k, v)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // One worker stops when asked; the other ignores the request and is killed after the grace.
+    for sub in [&polite, &hang] {
+        let child = eval_cmd(&lib, "by-submission", &["--submission", sub, "--isolated", "--json"])
+            .env(k, v)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         // Wait until the worker runs.
         let t = Instant::now();
         while processes_tagged(&tag, child.id()).is_empty() {
@@ -222,7 +175,7 @@ fn ctrl_c_stops_workers_cleanly_and_leaves_no_process() {
         assert!(t.elapsed() < Duration::from_secs(10), "stopping took {:?}", t.elapsed());
         assert_eq!(out.status.code(), Some(130), "{}", text(&out));
         let v = stdout_json(&out);
-        assert_eq!(v["results"][0]["failure"]["kind"], expected_kind, "{v}");
+        assert_eq!(v["results"][0]["failure"]["kind"], "cancelled", "{v}");
         let left = processes_tagged(&tag, 0);
         assert!(left.is_empty(), "processes left behind: {left:?}");
     }

@@ -17,27 +17,26 @@ fn demo_replay_round_through_the_cli() {
         .replace("@REPO@", task.to_str().unwrap());
     let lib = replay_plugin();
     let subs = demo.join("submissions");
-    let out = arena(&[
-        "eval",
-        "--plugin",
-        lib.to_str().unwrap(),
-        "--task",
+    let out = eval(
+        &lib,
         "replay",
-        "--params",
-        &params,
-        "--isolated",
-        "--timeout",
-        "120",
-        "--memory",
-        "4GiB",
-        "--json",
-        "--submission",
-        subs.join("better").to_str().unwrap(),
-        "--submission",
-        subs.join("worse").to_str().unwrap(),
-        "--submission",
-        subs.join("hostile").to_str().unwrap(),
-    ]);
+        &[
+            "--params",
+            &params,
+            "--isolated",
+            "--timeout",
+            "120",
+            "--memory",
+            "4GiB",
+            "--json",
+            "--submission",
+            subs.join("better").to_str().unwrap(),
+            "--submission",
+            subs.join("worse").to_str().unwrap(),
+            "--submission",
+            subs.join("hostile").to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let v = stdout_json(&out);
     let r = v["results"].as_array().unwrap();
@@ -83,21 +82,20 @@ fn a_sandboxed_benchmark_cannot_forge_the_worker_protocol() {
     )
     .unwrap();
     let lib = replay_plugin();
-    let out = arena(&[
-        "eval",
-        "--plugin",
-        lib.to_str().unwrap(),
-        "--task",
+    let out = eval(
+        &lib,
         "replay",
-        "--params",
-        &params.to_string(),
-        "--isolated",
-        "--timeout",
-        "60",
-        "--json",
-        "--submission",
-        sub.to_str().unwrap(),
-    ]);
+        &[
+            "--params",
+            &params.to_string(),
+            "--isolated",
+            "--timeout",
+            "60",
+            "--json",
+            "--submission",
+            sub.to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let v = stdout_json(&out);
     assert_eq!(v["results"][0]["output"]["raw_score"], 7.0, "{v}");

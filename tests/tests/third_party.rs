@@ -23,22 +23,12 @@ fn third_party_plugin_builds_loads_and_scores() {
     )
     .unwrap();
     for isolated in [false, true] {
-        let mut args = vec![
-            "eval",
-            "--plugin",
-            lib.to_str().unwrap(),
-            "--task",
-            "logistic-regression",
-            "--submission",
-            model.to_str().unwrap(),
-            "--samples",
-            samples.to_str().unwrap(),
-            "--json",
-        ];
+        let mut args =
+            vec!["--submission", model.to_str().unwrap(), "--samples", samples.to_str().unwrap(), "--json"];
         if isolated {
             args.push("--isolated");
         }
-        let out = arena(&args);
+        let out = eval(&lib, "logistic-regression", &args);
         assert!(out.status.success(), "{}", text(&out));
         let r = &stdout_json(&out)["results"][0]["output"];
         // z = 2.5, -1.5, 0.5 → losses ln(1+e^-2.5), ln(1+e^-1.5), ln(1+e^0.5); computed here
