@@ -2,7 +2,12 @@
 //! worker processes, and the pieces the `arena` binary composes.
 
 pub mod cancel;
+pub mod checker;
+pub mod config;
+pub mod diag;
+pub mod dryrun;
 pub mod inputs;
 pub mod isolate;
 pub mod job;
 pub mod plugins;
+pub mod scoring;

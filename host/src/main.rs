@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use arena_host::cancel;
+use arena_host::dryrun::{self, RawScores, State};
 use arena_host::inputs::{json_arg, parse_size, read_samples, submission};
 use arena_host::isolate::{FnProgress, Supervisor};
 use arena_host::job::{Job, JobFailure, JobLimits, run_in_process};
 use arena_host::plugins::{self, LoadedPlugin, PluginLoadError};
+use arena_host::{cancel, diag};
 use arena_plugin_api::{Device, EvalOutput, EvalRequest, Limits, TaskSpec};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,6 +34,18 @@ enum Command {
     Plugins(PluginsCommand),
     /// Evaluate one or more submissions with a plugin task, exactly as a validator would.
     Eval(EvalArgs),
+    /// Check competition and validator files: syntax, types, rules, plugin parameters.
+    /// Exit status 0 when every file is valid (warnings allowed), 1 otherwise.
+    Check(CheckArgs),
+    /// Dry-run the incentive mechanism from raw task scores, without models: totals, win
+    /// rates, competition weights, and the weight vector (float and u16) set on chain.
+    Score(ScoreArgs),
+    /// Print the JSON Schema of competition or validator files (for editors).
+    Schema {
+        /// Which file kind.
+        #[arg(value_enum, default_value = "competition")]
+        kind: SchemaKind,
+    },
     /// Internal: run one job sent on stdin (started by the host for isolated jobs).
     #[command(hide = true)]
     Worker,
@@ -64,6 +77,47 @@ struct PluginDirs {
     /// the arena executable's directory and its plugins/ subdirectory.
     #[arg(long = "plugin-dir", value_name = "DIR")]
     plugin_dirs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Competition or validator TOML files (a validator file's competitions are checked too).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    dirs: PluginDirs,
+    /// Print the diagnostics as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ScoreArgs {
+    /// Competition TOML files.
+    #[arg(required = true, value_name = "COMPETITION.toml")]
+    competitions: Vec<PathBuf>,
+    /// Raw task scores: {"block": N, "submissions": [{"uid", "hotkey", "block", "competition",
+    /// "tasks": {"task": score or null}}]}.
+    #[arg(long, value_name = "RAW.json")]
+    raw: PathBuf,
+    /// The current block (default: RAW.json's "block").
+    #[arg(long, value_name = "N")]
+    block: Option<u64>,
+    /// EMA state carried between calls: read if it exists, then written back.
+    #[arg(long, value_name = "STATE.json")]
+    state: Option<PathBuf>,
+    /// A validator configuration whose [funding] shares replace the competitions' own.
+    #[arg(long, value_name = "VALIDATOR.toml")]
+    config: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaKind {
+    Competition,
+    Validator,
 }
 
 #[derive(Args)]
@@ -123,6 +177,9 @@ fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::List { dirs, json }) => plugins_list(&dirs, json),
         Command::Plugins(PluginsCommand::Inspect { path, json }) => plugins_inspect(&path, json),
         Command::Eval(args) => eval(args),
+        Command::Check(args) => check(args),
+        Command::Score(args) => score(args),
+        Command::Schema { kind } => schema(kind),
         Command::Worker => unreachable!(),
     };
     match result {
@@ -337,4 +394,82 @@ fn print_outcome(id: &str, outcome: &Result<EvalOutput, JobFailure>, wall_ms: u6
             println!("FAILED  {id}  {f}  ({:.2}s)", wall_ms as f64 / 1e3);
         }
     }
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let outcome = arena_host::checker::check_files(&args.files, &args.dirs.plugin_dirs);
+    if args.json {
+        let out = json!({
+            "files": outcome.files,
+            "errors": outcome.errors(),
+            "warnings": outcome.warnings(),
+            "diagnostics": outcome.diagnostics,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        let color =
+            std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+        eprint!("{}", diag::render(&outcome.diagnostics, &outcome.sources, color));
+        eprintln!(
+            "checked {} file(s): {} error(s), {} warning(s)",
+            outcome.files.len(),
+            outcome.errors(),
+            outcome.warnings()
+        );
+    }
+    Ok(if outcome.errors() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
+    let comps = match arena_host::checker::load_competitions(&args.competitions) {
+        Ok(c) => c,
+        Err(outcome) => {
+            eprint!("{}", diag::render(&outcome.diagnostics, &outcome.sources, false));
+            anyhow::bail!("the competition files have errors (see `arena check`)");
+        }
+    };
+    let funding = match &args.config {
+        None => None,
+        Some(path) => {
+            let parsed = arena_host::config::check::load::<arena_host::config::ValidatorConfig>(path)
+                .map_err(|d| anyhow::anyhow!("{d}"))?;
+            Some(parsed.value.funding)
+        }
+    };
+    let raw_text =
+        std::fs::read_to_string(&args.raw).with_context(|| format!("reading {}", args.raw.display()))?;
+    let raw: RawScores =
+        serde_json::from_str(&raw_text).with_context(|| format!("parsing {}", args.raw.display()))?;
+    let block =
+        args.block.or(raw.block).context("no current block: pass --block or put \"block\" in RAW.json")?;
+    let mut state = match &args.state {
+        Some(p) if p.exists() => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing the state {}", p.display()))?
+        }
+        _ => State::default(),
+    };
+    let report =
+        dryrun::score(&comps, funding.as_ref(), &raw, block, &mut state).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(p) = &args.state {
+        let tmp = p.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&state)? + "\n")
+            .and_then(|()| std::fs::rename(&tmp, p))
+            .with_context(|| format!("writing the state {}", p.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", dryrun::render(&report, &comps));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn schema(kind: SchemaKind) -> anyhow::Result<ExitCode> {
+    let schema = match kind {
+        SchemaKind::Competition => schemars::schema_for!(arena_host::config::Competition),
+        SchemaKind::Validator => schemars::schema_for!(arena_host::config::ValidatorConfig),
+    };
+    println!("{}", serde_json::to_string_pretty(&schema)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,169 @@
+//! `arena check`: loads competition and validator files, runs every check, and collects the
+//! diagnostics with the sources needed to render them.
+
+use std::path::{Path, PathBuf};
+
+use arena_plugin_api::PluginInfo;
+
+use crate::config::check::{
+    KindLookup, PluginCatalog, check_competition, check_plugins, check_together, check_validator, load,
+};
+use crate::config::source::Parsed;
+use crate::config::{Competition, ValidatorConfig};
+use crate::diag::{Diagnostic, Severity, SourceText};
+use crate::plugins;
+
+/// What a file is, judged from its top-level keys: a validator configuration has `wallet`,
+/// `funding`, `store` or `network`; anything else is read as a competition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Competition,
+    Validator,
+}
+
+pub fn kind_of(text: &str) -> FileKind {
+    match toml::de::DeTable::parse(text) {
+        Ok(t)
+            if t.get_ref()
+                .keys()
+                .any(|k| matches!(k.get_ref().as_ref(), "wallet" | "funding" | "store" | "network")) =>
+        {
+            FileKind::Validator
+        }
+        _ => FileKind::Competition,
+    }
+}
+
+/// The installed plugins, by name.
+pub struct InstalledPlugins {
+    infos: Vec<PluginInfo>,
+    dirs: Vec<PathBuf>,
+}
+
+impl InstalledPlugins {
+    pub fn discover(dirs: &[PathBuf]) -> Self {
+        let infos =
+            plugins::discover(dirs).into_iter().filter_map(Result::ok).map(|p| p.info().clone()).collect();
+        InstalledPlugins { infos, dirs: dirs.to_vec() }
+    }
+}
+
+impl PluginCatalog for InstalledPlugins {
+    fn lookup(&self, plugin: &str, kind: &str) -> KindLookup<'_> {
+        let Some(info) = self.infos.iter().find(|i| i.name == plugin) else { return KindLookup::NoPlugin };
+        match info.tasks.iter().find(|t| t.name == kind) {
+            Some(k) => KindLookup::Found(k),
+            None => KindLookup::NoKind { available: info.tasks.iter().map(|t| t.name.clone()).collect() },
+        }
+    }
+    fn searched(&self) -> String {
+        if self.dirs.is_empty() {
+            "no directories".into()
+        } else {
+            self.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CheckOutcome {
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Vec<SourceText>,
+    /// Files checked, validator-listed competition files included.
+    pub files: Vec<PathBuf>,
+}
+
+impl CheckOutcome {
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning).count()
+    }
+}
+
+/// Checks every file. `plugin_dirs`: where to look for plugins (a validator file's own
+/// `plugin_dirs` are added).
+pub fn check_files(paths: &[PathBuf], plugin_dirs: &[PathBuf]) -> CheckOutcome {
+    let mut out = CheckOutcome::default();
+    let mut competitions: Vec<Parsed<Competition>> = Vec::new();
+    let mut validators: Vec<Parsed<ValidatorConfig>> = Vec::new();
+    for path in paths {
+        out.files.push(path.clone());
+        let text = std::fs::read(path).ok().and_then(|b| String::from_utf8(b).ok());
+        let kind = text.as_deref().map_or(FileKind::Competition, kind_of);
+        match kind {
+            FileKind::Competition => add(&mut out, load::<Competition>(path), &mut competitions),
+            FileKind::Validator => add(&mut out, load::<ValidatorConfig>(path), &mut validators),
+        }
+    }
+    let mut dirs = plugin_dirs.to_vec();
+    for v in &validators {
+        let base = v.source.path.parent().unwrap_or(Path::new("."));
+        dirs.extend(v.value.plugin_dirs.iter().map(|d| base.join(d)));
+    }
+    let catalog = InstalledPlugins::discover(&plugins::plugin_dirs(&dirs));
+
+    for v in &validators {
+        let (diags, loaded) = check_validator(v);
+        out.diagnostics.extend(diags);
+        let mut listed = Vec::new();
+        for (path, result) in loaded {
+            if competitions.iter().any(|c| same_file(&c.source.path, &path)) {
+                continue;
+            }
+            out.files.push(path);
+            add(&mut out, result, &mut listed);
+        }
+        for c in &listed {
+            out.diagnostics.extend(check_competition(c));
+            out.diagnostics.extend(check_plugins(c, &catalog));
+        }
+        let together: Vec<&Parsed<Competition>> = listed.iter().collect();
+        out.diagnostics.extend(check_together(&together));
+    }
+    for c in &competitions {
+        out.diagnostics.extend(check_competition(c));
+        out.diagnostics.extend(check_plugins(c, &catalog));
+    }
+    let together: Vec<&Parsed<Competition>> = competitions.iter().collect();
+    out.diagnostics.extend(check_together(&together));
+    out
+}
+
+fn add<T>(out: &mut CheckOutcome, result: Result<Parsed<T>, Diagnostic>, into: &mut Vec<Parsed<T>>) {
+    match result {
+        Ok(parsed) => {
+            out.sources.push(parsed.source.clone());
+            into.push(parsed);
+        }
+        Err(diag) => {
+            if let Ok(text) = std::fs::read_to_string(&diag.file) {
+                out.sources.push(SourceText::new(diag.file.clone(), text));
+            }
+            out.diagnostics.push(diag);
+        }
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Loads competition files for `arena score`: every error is fatal there.
+pub fn load_competitions(paths: &[PathBuf]) -> Result<Vec<Competition>, CheckOutcome> {
+    let mut out = CheckOutcome::default();
+    let mut parsed = Vec::new();
+    for path in paths {
+        add(&mut out, load::<Competition>(path), &mut parsed);
+    }
+    for c in &parsed {
+        out.diagnostics.extend(check_competition(c));
+    }
+    let together: Vec<&Parsed<Competition>> = parsed.iter().collect();
+    out.diagnostics.extend(check_together(&together));
+    if out.errors() > 0 { Err(out) } else { Ok(parsed.into_iter().map(|p| p.value).collect()) }
+}

@@ -1,0 +1,278 @@
+//! `arena score`: the whole incentive mechanism as a dry run from raw task scores, without models.
+//! [`score`] is pure (data in, data out, EMA state updated in place); the binary does the I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Advantage, Competition};
+use crate::scoring::{self, RawSubmission, Scored, Scorer, Uid};
+
+/// RAW.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScores {
+    /// The current block (overridden by `--block`).
+    pub block: Option<u64>,
+    pub submissions: Vec<RawSubmission>,
+}
+
+/// The EMA of each competition's weights, carried between rounds (`--state`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// The block of the last round recorded.
+    pub block: Option<u64>,
+    /// Competition id → uid → EMA weight.
+    pub competitions: BTreeMap<String, BTreeMap<Uid, f64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub block: u64,
+    pub competitions: Vec<CompetitionReport>,
+    /// Final weight per uid, as float and as the u16 the chain receives (uids whose u16 is 0 are
+    /// not sent).
+    pub weights: Vec<FinalWeight>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompetitionReport {
+    pub id: String,
+    pub competition_id: u32,
+    pub name: String,
+    pub active: bool,
+    /// This competition's share of the emission after renormalization over the active,
+    /// funded competitions.
+    pub emission_share: f64,
+    /// The epsilon a submission committed at the current block would get, when epsilon applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon_now: Option<f64>,
+    pub submissions: Vec<SubmissionReport>,
+    /// Committed too recently to be evaluated (eval_block_delay).
+    pub pending: Vec<Pending>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmissionReport {
+    #[serde(flatten)]
+    pub scored: Scored,
+    /// The competition's weight after EMA, threshold and burn.
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub uid: Uid,
+    pub block: u64,
+    pub eligible_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FinalWeight {
+    pub uid: Uid,
+    pub weight: f64,
+    pub u16: u16,
+}
+
+/// Validates RAW.json against the competitions: every submission's tasks are exactly its
+/// competition's, and a uid appears once per competition.
+pub fn validate(raw: &RawScores, comps: &[Competition]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, s) in raw.submissions.iter().enumerate() {
+        let Some(comp) = comps.iter().find(|c| c.id == s.competition) else { continue };
+        if !seen.insert((&s.competition, s.uid)) {
+            return Err(format!(
+                "submissions[{i}]: uid {} appears twice in competition `{}`",
+                s.uid, comp.id
+            ));
+        }
+        for name in s.tasks.keys() {
+            if !comp.tasks.iter().any(|t| &t.name == name) {
+                return Err(format!(
+                    "submissions[{i}] (uid {}): task `{name}` is not a task of competition `{}` ({})",
+                    s.uid,
+                    comp.id,
+                    comp.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        for t in &comp.tasks {
+            if !s.tasks.contains_key(&t.name) {
+                return Err(format!(
+                    "submissions[{i}] (uid {}): task `{}` is missing; write null for a failed task",
+                    s.uid, t.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One round of every competition at `block`, then the emission split and the u16 vector.
+/// `funding`: the validator's shares by competition id (unlisted: 0); `None`: each
+/// competition's own `emission_share`.
+pub fn score(
+    comps: &[Competition],
+    funding: Option<&BTreeMap<String, f64>>,
+    raw: &RawScores,
+    block: u64,
+    state: &mut State,
+) -> Result<Report, String> {
+    validate(raw, comps)?;
+    let share_of = |c: &Competition| match funding {
+        Some(f) => f.get(&c.id).copied().unwrap_or(0.0),
+        None => c.emission_share,
+    };
+    let active_total: f64 = comps.iter().filter(|c| c.schedule.is_active(block)).map(share_of).sum();
+
+    let mut reports = Vec::new();
+    let mut parts: Vec<(f64, BTreeMap<Uid, f64>)> = Vec::new();
+    for comp in comps {
+        let active = comp.schedule.is_active(block);
+        let share = if active && active_total > 0.0 { share_of(comp) / active_total } else { 0.0 };
+        let mut report = CompetitionReport {
+            id: comp.id.clone(),
+            competition_id: comp.competition_id,
+            name: comp.name.clone(),
+            active,
+            emission_share: share,
+            epsilon_now: match comp.ranking.advantage {
+                Advantage::FixedEpsilon { .. } | Advantage::LinearEpsilon { .. } => {
+                    Some(scoring::epsilon(&comp.ranking.advantage, block as f64, block as f64))
+                }
+                _ => None,
+            },
+            submissions: Vec::new(),
+            pending: Vec::new(),
+        };
+        if !active {
+            // taoverse `reset_competitions`: an inactive competition's EMA is dropped.
+            state.competitions.remove(&comp.id);
+            reports.push(report);
+            continue;
+        }
+        let scorer = Scorer::new(comp).map_err(|e| format!("competition `{}`: {e}", comp.id))?;
+        let delay = comp.constraints.eval_block_delay;
+        let mut eligible = Vec::new();
+        for s in raw.submissions.iter().filter(|s| s.competition == comp.id) {
+            if scoring::eligible(s.block, block, delay) {
+                eligible.push(s);
+            } else {
+                report.pending.push(Pending {
+                    uid: s.uid,
+                    block: s.block,
+                    eligible_at: s.block.saturating_add(delay),
+                });
+            }
+        }
+        eligible.sort_by_key(|s| s.uid);
+        let rows = scorer.round(&eligible, block);
+        let (ema, weights) = scorer.weights(&rows, state.competitions.get(&comp.id));
+        if !rows.is_empty() {
+            state.competitions.insert(comp.id.clone(), ema);
+        }
+        report.submissions = rows
+            .into_iter()
+            .map(|scored| {
+                let weight = weights.get(&scored.uid).copied().unwrap_or(0.0);
+                SubmissionReport { scored, weight }
+            })
+            .collect();
+        if share > 0.0 {
+            parts.push((share, weights));
+        }
+        reports.push(report);
+    }
+    state.block = Some(block);
+    let refs: Vec<(f64, &BTreeMap<Uid, f64>)> = parts.iter().map(|(s, w)| (*s, w)).collect();
+    let final_weights = scoring::emission_split(&refs);
+    let u16s: BTreeMap<Uid, u16> = scoring::to_u16(&final_weights)?.into_iter().collect();
+    let weights = final_weights
+        .iter()
+        .map(|(&uid, &weight)| FinalWeight { uid, weight, u16: u16s.get(&uid).copied().unwrap_or(0) })
+        .collect();
+    Ok(Report { block, competitions: reports, weights })
+}
+
+/// The leaderboard tables of a report, for people.
+pub fn render(report: &Report, comps: &[Competition]) -> String {
+    use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+    let mut out = format!("block {}\n", report.block);
+    for (c, comp) in report.competitions.iter().zip(comps) {
+        out.push('\n');
+        out.push_str(&format!("{} ({}, competition {})", c.name, c.id, c.competition_id));
+        if !c.active {
+            out.push_str(": not active at this block\n");
+            continue;
+        }
+        out.push_str(&format!(": emission share {:.4}", c.emission_share));
+        if let Some(eps) = c.epsilon_now {
+            out.push_str(&format!(", epsilon for a new submission {eps:.6}"));
+        }
+        out.push('\n');
+        let mut rows: Vec<&SubmissionReport> = c.submissions.iter().collect();
+        rows.sort_by(|a, b| {
+            b.weight.total_cmp(&a.weight).then(b.scored.win_rate.total_cmp(&a.scored.win_rate))
+        });
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        let mut header = vec!["uid".to_string(), "block".to_string()];
+        header.extend(comp.tasks.iter().map(|t| format!("{}\nraw → norm", t.name)));
+        header.extend(["total", "status", "win rate", "step", "weight"].map(String::from));
+        table.set_header(header);
+        for r in rows {
+            let s = &r.scored;
+            let mut cells = vec![Cell::new(s.uid), Cell::new(s.block)];
+            for t in &comp.tasks {
+                let text = match s.tasks.get(&t.name) {
+                    Some(ts) => match (ts.raw, ts.normalized) {
+                        (Some(raw), Some(n)) if raw == n => format!("{raw:.6}"),
+                        (Some(raw), Some(n)) => format!("{raw:.6} → {n:.6}"),
+                        _ => "failed".into(),
+                    },
+                    None => "-".into(),
+                };
+                cells.push(Cell::new(text));
+            }
+            let status = match &s.status {
+                scoring::Status::Scored => "ok".to_string(),
+                scoring::Status::Failed { reason } => format!("failed: {reason}"),
+                scoring::Status::Gated { task } => format!("gated by {task}"),
+            };
+            cells.push(Cell::new(format!("{:.6}", s.total)));
+            cells.push(Cell::new(status));
+            cells.push(Cell::new(if s.competitive {
+                format!("{:.4}", s.win_rate)
+            } else {
+                format!("{:.4} (not competitive)", s.win_rate)
+            }));
+            cells.push(Cell::new(format!("{:.6}", s.step_weight)));
+            cells.push(Cell::new(format!("{:.6}", r.weight)));
+            table.add_row(cells);
+        }
+        for col in 2..table.column_count() {
+            if let Some(c) = table.column_mut(col) {
+                c.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        out.push_str(&table.to_string());
+        out.push('\n');
+        for p in &c.pending {
+            out.push_str(&format!(
+                "  uid {} (block {}) is pending until block {}\n",
+                p.uid, p.block, p.eligible_at
+            ));
+        }
+    }
+    out.push_str("\nweights set on chain\n");
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec!["uid", "weight", "u16"]);
+    for w in &report.weights {
+        table.add_row(vec![Cell::new(w.uid), Cell::new(format!("{:.9}", w.weight)), Cell::new(w.u16)]);
+    }
+    out.push_str(&table.to_string());
+    out.push('\n');
+    out
+}
