@@ -24,6 +24,8 @@ mod ffi;
 mod loader;
 mod types;
 
+pub mod metrics;
+
 pub use loader::{ForeignPlugin, LoadError, load_plugin};
 pub use types::*;
 
