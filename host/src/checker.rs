@@ -82,8 +82,8 @@ impl CheckOutcome {
     }
 }
 
-/// Checks every file. `plugin_dirs`: where to look for plugins (a validator file's own
-/// `plugin_dirs` are added).
+/// Checks every file. `plugin_dirs`: where to look for plugins, as searched (see
+/// [`plugins::plugin_dirs`]); a validator file's own `plugin_dirs` are added.
 pub fn check_files(paths: &[PathBuf], plugin_dirs: &[PathBuf]) -> CheckOutcome {
     let mut out = CheckOutcome::default();
     let mut competitions: Vec<Parsed<Competition>> = Vec::new();
@@ -102,14 +102,15 @@ pub fn check_files(paths: &[PathBuf], plugin_dirs: &[PathBuf]) -> CheckOutcome {
         let base = v.source.path.parent().unwrap_or(Path::new("."));
         dirs.extend(v.value.plugin_dirs.iter().map(|d| base.join(d)));
     }
-    let catalog = InstalledPlugins::discover(&plugins::plugin_dirs(&dirs));
+    let catalog = InstalledPlugins::discover(&dirs);
 
     for v in &validators {
         let (diags, loaded) = check_validator(v);
         out.diagnostics.extend(diags);
         let mut listed = Vec::new();
         for (path, result) in loaded {
-            if competitions.iter().any(|c| same_file(&c.source.path, &path)) {
+            // Already checked on its own, or missing (reported at the validator's entry).
+            if competitions.iter().any(|c| same_file(&c.source.path, &path)) || !path.is_file() {
                 continue;
             }
             out.files.push(path);

@@ -104,7 +104,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "tb" => 1e12,
         other => return Err(format!("unknown size unit `{other}` in `{s}` (use B, KiB, MiB, GiB, TiB)")),
     };
-    Ok((n * mult).round() as u64)
+    let bytes = (n * mult).round();
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("size `{s}` is too large"));
+    }
+    Ok(bytes as u64)
 }
 
 #[cfg(test)]

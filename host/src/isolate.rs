@@ -86,10 +86,17 @@ impl Supervisor {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
         let stderr = child.stderr.take().expect("piped stderr");
         let tail = Arc::clone(&stderr_tail);
+        // Seen anywhere in stderr, not only in the tail: a backtrace (RUST_BACKTRACE) follows
+        // the allocator's message and pushes it out of the last lines.
+        let oom_seen: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let oom_flag = Arc::clone(&oom_seen);
         let stderr_thread = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 tracing::debug!(target: "arena::worker", pid, "{line}");
+                if is_oom_text(&line) {
+                    oom_flag.lock().unwrap().get_or_insert_with(|| line.clone());
+                }
                 let mut t = tail.lock().unwrap();
                 if t.len() == STDERR_TAIL_LINES {
                     t.pop_front();
@@ -181,14 +188,19 @@ impl Supervisor {
         drop(stdin);
         let _ = stdout_thread.join();
         let _ = stderr_thread.join();
-        let tail: Vec<String> = stderr_tail.lock().unwrap().iter().cloned().collect();
+        let mut tail: Vec<String> = stderr_tail.lock().unwrap().iter().cloned().collect();
+        let oom_line = oom_seen.lock().unwrap().take();
+        let oom = oom_line.is_some();
+        if let Some(line) = oom_line.filter(|l| !tail.contains(l)) {
+            tail.insert(0, line);
+        }
 
         let mut result = match (killed_for, outcome) {
             (Some(f), _) => Err(f),
             (None, Some(Ok(out))) if status.success() => Ok(out),
-            (None, Some(Ok(_))) => Err(classify_exit(status, limits, &tail)),
+            (None, Some(Ok(_))) => Err(classify_exit(status, limits, oom)),
             (None, Some(Err(f))) => Err(f),
-            (None, None) => Err(classify_exit(status, limits, &tail)),
+            (None, None) => Err(classify_exit(status, limits, oom)),
         };
         if let Err(f) = &mut result {
             f.stderr_tail = tail;
@@ -256,10 +268,11 @@ fn wait_with_deadline(child: &mut Child, pid: i32, deadline: Option<Instant>) ->
     }
 }
 
-fn classify_exit(status: ExitStatus, limits: JobLimits, stderr_tail: &[String]) -> JobFailure {
-    let oom_text = stderr_tail.iter().any(|l| {
-        l.contains("memory allocation of") || l.contains("out of memory") || l.contains("bad_alloc")
-    });
+fn is_oom_text(line: &str) -> bool {
+    line.contains("memory allocation of") || line.contains("out of memory") || line.contains("bad_alloc")
+}
+
+fn classify_exit(status: ExitStatus, limits: JobLimits, oom_text: bool) -> JobFailure {
     let limit = limits.memory_bytes.map(|m| format!(" (limit {})", fmt_bytes(m))).unwrap_or_default();
     if let Some(sig) = status.signal() {
         if oom_text {

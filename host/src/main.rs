@@ -397,7 +397,8 @@ fn print_outcome(id: &str, outcome: &Result<EvalOutput, JobFailure>, wall_ms: u6
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let outcome = arena_host::checker::check_files(&args.files, &args.dirs.plugin_dirs);
+    let dirs = plugins::plugin_dirs(&args.dirs.plugin_dirs);
+    let outcome = arena_host::checker::check_files(&args.files, &dirs);
     if args.json {
         let out = json!({
             "files": outcome.files,

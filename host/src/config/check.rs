@@ -18,7 +18,11 @@ use crate::scoring::{is_close, normalized_direction};
 const ERROR: Severity = Severity::Error;
 const WARNING: Severity = Severity::Warning;
 
+/// A competition file listed by a validator configuration, loaded or not.
+pub type ListedCompetition = (PathBuf, Result<Parsed<Competition>, Diagnostic>);
+
 /// Reads and parses one file; unreadable or malformed files give one diagnostic.
+#[allow(clippy::result_large_err)] // a diagnostic is built once per failed file
 pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Parsed<T>, Diagnostic> {
     let bytes =
         std::fs::read(path).map_err(|e| file_error(path, format!("cannot read the file: {e}"), None))?;
@@ -192,8 +196,8 @@ fn check_tasks(file: &Parsed<Competition>, out: &mut Vec<Diagnostic>) {
                 err(
                     ERROR,
                     &at("weight"),
-                    format!("weight {w} must be positive"),
-                    Some("remove the task instead of giving it weight 0".into()),
+                    format!("weight {w} must be a positive, finite number"),
+                    (w == 0.0).then(|| "remove the task instead of giving it weight 0".to_string()),
                 );
             }
             (true, Some(w)) => weight_sum += w,
@@ -544,9 +548,7 @@ pub fn schema_errors(schema: &serde_json::Value, value: &serde_json::Value) -> V
 
 /// The checks of a validator configuration. Its competition files are loaded and returned (for
 /// their own checks); a file that does not load is reported at its entry.
-pub fn check_validator(
-    file: &Parsed<ValidatorConfig>,
-) -> (Vec<Diagnostic>, Vec<(PathBuf, Result<Parsed<Competition>, Diagnostic>)>) {
+pub fn check_validator(file: &Parsed<ValidatorConfig>) -> (Vec<Diagnostic>, Vec<ListedCompetition>) {
     let v = &file.value;
     let mut out = Vec::new();
     let mut err = |sev: Severity, field: &str, msg: String, hint: Option<String>| {
@@ -624,6 +626,7 @@ pub fn check_validator(
         if all_loaded && !ids.contains_key(id) {
             let hint = match closest(id, ids.keys().map(String::as_str)) {
                 Some(best) => format!("did you mean `{best}`?"),
+                None if ids.is_empty() => "no competition file is listed".to_string(),
                 None => {
                     format!("listed competitions: {}", ids.keys().cloned().collect::<Vec<_>>().join(", "))
                 }

@@ -86,10 +86,15 @@ impl<T> Parsed<T> {
 
 /// Parses `text` (the contents of `path`) as a `T`. On failure, one diagnostic naming the
 /// line, column and field; the parse stops at the first error, as serde does.
+#[allow(clippy::result_large_err)] // a diagnostic is built once per failed file
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<Parsed<T>, Diagnostic> {
     let source = SourceText::new(path, text);
     let table = DeTable::parse(text).map_err(|e| {
-        source.diagnostic(Severity::Error, e.span(), "", format!("TOML syntax: {}", e.message().trim()), None)
+        let message = e.message().trim();
+        let hint = message.contains("duplicate").then(|| {
+            "a key or a [table] may be defined once; write one [[tasks]] per task, never [tasks]".to_string()
+        });
+        source.diagnostic(Severity::Error, e.span(), "", format!("TOML syntax: {message}"), hint)
     })?;
     let mut spans = Spans::default();
     spans.map.insert(String::new(), 0..0);

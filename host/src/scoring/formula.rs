@@ -19,9 +19,15 @@ impl std::fmt::Debug for Formula {
 
 impl Formula {
     pub fn compile(expr: &str) -> Result<Self, String> {
-        // cel-parser panics on some malformed inputs; a bad formula must be an error, not a crash.
-        let compiled = std::panic::catch_unwind(|| Program::compile(expr))
-            .map_err(|_| "the CEL parser failed on this expression".to_string())?;
+        if expr.trim().is_empty() {
+            return Err("the formula is empty".into());
+        }
+        if let Some(c) = expr.chars().find(|c| !c.is_ascii()) {
+            return Err(format!("the formula contains `{c}`: names, numbers and operators are ASCII"));
+        }
+        // The CEL parser panics on some malformed inputs: a bad formula is an error, not a crash.
+        let compiled = quietly(|| Program::compile(expr))
+            .ok_or_else(|| "the CEL parser cannot read this expression".to_string())?;
         let program = compiled.map_err(|e| format!("CEL syntax: {}", e.to_string().trim()))?;
         Ok(Formula { program, source: expr.to_string() })
     }
@@ -46,8 +52,8 @@ impl Formula {
         let raw: std::collections::HashMap<String, f64> =
             raw.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         ctx.add_variable("raw", raw).map_err(|e| e.to_string())?;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.program.execute(&ctx)))
-            .map_err(|_| "the CEL interpreter failed on this expression".to_string())?;
+        let result = quietly(|| self.program.execute(&ctx))
+            .ok_or_else(|| "the CEL interpreter failed on this expression".to_string())?;
         match result {
             Ok(Value::Float(f)) => Ok(f),
             Ok(Value::Int(i)) => Ok(i as f64),
@@ -64,4 +70,13 @@ fn explain(message: &str) -> String {
     } else {
         message.to_string()
     }
+}
+
+/// Runs `f`, turning a panic into `None` without printing it.
+fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    result.ok()
 }
