@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 #[command(
     name = "arena",
     version,
-    about = "A runtime for Bittensor subnet competitions: evaluation plugins and isolated evaluation jobs."
+    about = "A runtime for Bittensor subnet competitions: competitions in TOML, evaluation plugins, isolated evaluation jobs, and the weights they lead to."
 )]
 struct Cli {
     #[command(subcommand)]

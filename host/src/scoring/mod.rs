@@ -472,3 +472,62 @@ pub fn eligible(block: u64, current_block: u64, eval_block_delay: u64) -> bool {
 pub fn normalized_direction(direction: Direction, n: &Normalization) -> Direction {
     if normalization_flips(n) { direction.flip() } else { direction }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u16_conversion_is_the_sdks() {
+        let w: BTreeMap<Uid, f64> = [(1, 0.5), (2, 0.25), (3, 0.0), (4, 1e-6), (5, 0.25)].into();
+        // max-upscale: 0.5 → 65535; 0.25 → 32767.5 → 32768 (half to even); 1e-6 → 0 dropped.
+        assert_eq!(to_u16(&w).unwrap(), vec![(1, 65535), (2, 32768), (5, 32768)]);
+        assert_eq!(to_u16(&[(1, 0.0)].into()).unwrap(), vec![]);
+        assert!(to_u16(&[(1, -0.1), (2, 1.0)].into()).is_err());
+        assert!(to_u16(&[(1, f64::NAN)].into()).is_err());
+    }
+
+    #[test]
+    fn policies_handle_ties_and_exclusions() {
+        assert_eq!(winner_take_all(&[0.5, 1.0, 1.0, 0.0]), vec![0.0, 0.5, 0.5, 0.0]);
+        assert_eq!(winner_take_all(&[f64::NEG_INFINITY; 3]), vec![0.0; 3]);
+        let s = softmax(&[1.0, f64::NEG_INFINITY, 0.0], 0.5);
+        assert_eq!(s[1], 0.0);
+        assert!((s[0] + s[2] - 1.0).abs() < 1e-15 && (s[0] / s[2] - 2f64.exp()).abs() < 1e-12);
+        assert_eq!(softmax(&[f64::NEG_INFINITY; 2], 0.1), vec![0.0; 2]);
+    }
+
+    #[test]
+    fn epsilon_favours_the_earlier_submission_only() {
+        let adv = Advantage::FixedEpsilon { epsilon: 0.1 };
+        let early = Contestant { total: 1.0, block: 10 };
+        let late = Contestant { total: 0.95, block: 20 };
+        // 0.9 * 1.0 < 0.95: the earlier one wins although its loss is higher.
+        assert!(beats(early, late, &adv, Direction::Lower, 100));
+        assert!(!beats(late, early, &adv, Direction::Lower, 100));
+        // Same block: no discount.
+        let same = Contestant { total: 0.95, block: 10 };
+        assert!(!beats(early, same, &adv, Direction::Lower, 100));
+        // SN11: the later one is multiplied by 0.97.
+        let pen = Advantage::LaterPenalty { penalty: 0.03 };
+        let first = Contestant { total: 0.80, block: 10 };
+        let second = Contestant { total: 0.82, block: 20 };
+        assert!(beats(first, second, &pen, Direction::Higher, 100));
+    }
+
+    #[test]
+    fn threshold_burn_and_split() {
+        let w: BTreeMap<Uid, f64> = [(1, 0.85), (2, 0.1), (3, 0.05)].into();
+        let t = apply_threshold(&w, 0.18);
+        assert_eq!(t[&1], 1.0);
+        assert_eq!(t[&2], 0.0);
+        let b = apply_burn(&t, 0, 0.9);
+        assert!((b[&0] - 0.9).abs() < 1e-15 && (b[&1] - 0.1).abs() < 1e-15);
+        let other: BTreeMap<Uid, f64> = [(7, 1.0)].into();
+        let s = emission_split(&[(0.75, &t), (0.25, &other)]);
+        assert!((s[&1] - 0.75).abs() < 1e-15 && (s[&7] - 0.25).abs() < 1e-15);
+        // A competition with no weights does not shrink the others.
+        let empty = BTreeMap::new();
+        assert_eq!(emission_split(&[(0.5, &other), (0.5, &empty)])[&7], 1.0);
+    }
+}
