@@ -34,6 +34,9 @@ pub struct Report {
     /// Final weight per uid, as float and as the u16 the chain receives (uids whose u16 is 0 are
     /// not sent).
     pub weights: Vec<FinalWeight>,
+    /// Submissions in RAW.json for competitions not given, by competition id: not scored.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unknown_competitions: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,7 +48,8 @@ pub struct CompetitionReport {
     /// This competition's share of the emission after renormalization over the active,
     /// funded competitions.
     pub emission_share: f64,
-    /// The epsilon a submission committed at the current block would get, when epsilon applies.
+    /// The epsilon of a submission committed at the current block (epsilon's start value; it
+    /// decays from there), when an epsilon advantage applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epsilon_now: Option<f64>,
     pub submissions: Vec<SubmissionReport>,
@@ -77,7 +81,7 @@ pub struct FinalWeight {
 
 /// Validates RAW.json against the competitions: every submission's tasks are exactly its
 /// competition's, and a uid appears once per competition.
-pub fn validate(raw: &RawScores, comps: &[Competition]) -> Result<(), String> {
+pub fn validate(raw: &RawScores, comps: &[&Competition]) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
     for (i, s) in raw.submissions.iter().enumerate() {
         let Some(comp) = comps.iter().find(|c| c.id == s.competition) else { continue };
@@ -119,16 +123,34 @@ pub fn score(
     block: u64,
     state: &mut State,
 ) -> Result<Report, String> {
-    validate(raw, comps)?;
+    let scorers = comps
+        .iter()
+        .map(|c| Scorer::new(c).map_err(|e| format!("competition `{}`: {e}", c.id)))
+        .collect::<Result<Vec<_>, _>>()?;
+    score_with(&scorers, funding, raw, block, state)
+}
+
+/// [`score`] with the competitions already prepared (formulas compiled once), as a validator
+/// that scores round after round does.
+pub fn score_with(
+    scorers: &[Scorer<'_>],
+    funding: Option<&BTreeMap<String, f64>>,
+    raw: &RawScores,
+    block: u64,
+    state: &mut State,
+) -> Result<Report, String> {
+    let comps: Vec<&Competition> = scorers.iter().map(|s| s.competition).collect();
+    validate(raw, &comps)?;
     let share_of = |c: &Competition| match funding {
         Some(f) => f.get(&c.id).copied().unwrap_or(0.0),
         None => c.emission_share,
     };
-    let active_total: f64 = comps.iter().filter(|c| c.schedule.is_active(block)).map(share_of).sum();
+    let active_total: f64 = comps.iter().filter(|c| c.schedule.is_active(block)).map(|c| share_of(c)).sum();
 
     let mut reports = Vec::new();
     let mut parts: Vec<(f64, BTreeMap<Uid, f64>)> = Vec::new();
-    for comp in comps {
+    for scorer in scorers {
+        let comp = scorer.competition;
         let active = comp.schedule.is_active(block);
         let share = if active && active_total > 0.0 { share_of(comp) / active_total } else { 0.0 };
         let mut report = CompetitionReport {
@@ -152,7 +174,6 @@ pub fn score(
             reports.push(report);
             continue;
         }
-        let scorer = Scorer::new(comp).map_err(|e| format!("competition `{}`: {e}", comp.id))?;
         let delay = comp.constraints.eval_block_delay;
         let mut eligible = Vec::new();
         for s in raw.submissions.iter().filter(|s| s.competition == comp.id) {
@@ -192,7 +213,11 @@ pub fn score(
         .iter()
         .map(|(&uid, &weight)| FinalWeight { uid, weight, u16: u16s.get(&uid).copied().unwrap_or(0) })
         .collect();
-    Ok(Report { block, competitions: reports, weights })
+    let mut unknown_competitions = BTreeMap::new();
+    for s in raw.submissions.iter().filter(|s| !comps.iter().any(|c| c.id == s.competition)) {
+        *unknown_competitions.entry(s.competition.clone()).or_insert(0) += 1;
+    }
+    Ok(Report { block, competitions: reports, weights, unknown_competitions })
 }
 
 /// The leaderboard tables of a report, for people.
@@ -218,7 +243,13 @@ pub fn render(report: &Report, comps: &[Competition]) -> String {
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED);
         let mut header = vec!["uid".to_string(), "block".to_string()];
-        header.extend(comp.tasks.iter().map(|t| format!("{}\nraw → norm", t.name)));
+        let weights = scoring::Scorer::new(comp).map(|s| s.task_weights().to_vec()).ok();
+        header.extend(comp.tasks.iter().enumerate().map(|(i, t)| match (&comp.score.aggregate, &weights) {
+            (crate::config::Aggregate::WeightedSum, Some(w)) => {
+                format!("{}\nraw → norm (w {})", t.name, w[i])
+            }
+            _ => format!("{}\nraw → norm", t.name),
+        }));
         header.extend(["total", "status", "win rate", "step", "weight"].map(String::from));
         table.set_header(header);
         for r in rows {
@@ -264,6 +295,11 @@ pub fn render(report: &Report, comps: &[Competition]) -> String {
                 p.uid, p.block, p.eligible_at
             ));
         }
+    }
+    for (id, n) in &report.unknown_competitions {
+        out.push_str(&format!(
+            "\n{n} submission(s) for competition `{id}` not scored: its file was not given\n"
+        ));
     }
     out.push_str("\nweights set on chain\n");
     let mut table = Table::new();

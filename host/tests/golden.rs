@@ -2,91 +2,31 @@
 //! the reference competition files, fed the same raw scores, must give the same totals, win
 //! rates, competition weights and final weights (relative 1e-12) and the same u16 vector.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
 use arena_host::checker::load_competitions;
-use arena_host::config::Competition;
-use arena_host::dryrun::{RawScores, State, score};
-use arena_host::scoring::RawSubmission;
+use arena_host::dryrun::{State, score};
 use arena_plugin_api::metrics;
-use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn num(v: &Value) -> f64 {
-    match v {
-        Value::String(s) if s == "inf" => f64::INFINITY,
-        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
-        v => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
-    }
-}
+use common::golden::{load_cases, num, repo};
 
 /// Relative 1e-12, with no absolute floor: softmax weights of 1e-40 are compared too.
 fn close(a: f64, b: f64) -> bool {
     a == b || (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
 }
 
-/// SN34 submissions carry predictions: the plugin's metrics give the raw task scores.
-fn raw_tasks(sub: &Value) -> BTreeMap<String, Option<f64>> {
-    if let Some(tasks) = sub.get("tasks") {
-        return tasks.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64())).collect();
-    }
-    let pred = &sub["predictions"];
-    if pred.is_null() {
-        return [("mcc".to_string(), None), ("brier".to_string(), None)].into();
-    }
-    let p: Vec<f64> = pred["p"].as_array().unwrap().iter().map(num).collect();
-    let y: Vec<bool> = pred["y"].as_array().unwrap().iter().map(|v| v.as_i64() == Some(1)).collect();
-    let w: Vec<f64> = pred["w"].as_array().unwrap().iter().map(num).collect();
-    let predicted: Vec<bool> = p.iter().map(|&x| x > 0.5).collect();
-    let mcc = metrics::binary_mcc(&metrics::confusion(&predicted, &y, &w));
-    let brier = metrics::brier(&p, &y, &w);
-    [("mcc".to_string(), Some(mcc)), ("brier".to_string(), Some(brier))].into()
-}
-
 #[test]
 fn reference_script_cases_match() {
-    let golden: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("tests/golden/scoring.json")).unwrap())
-            .unwrap();
-    let cases = golden["cases"].as_array().unwrap();
+    let cases = load_cases();
     assert!(cases.len() >= 50, "the golden file has {} cases", cases.len());
     let mut checked = 0usize;
-    for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let files: Vec<PathBuf> = case["competitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| repo().join("competitions").join(format!("{}.toml", c.as_str().unwrap())))
-            .collect();
-        let comps: Vec<Competition> =
-            load_competitions(&files).unwrap_or_else(|e| panic!("{name}: {:?}", e.diagnostics));
-        let funding: Option<BTreeMap<String, f64>> = case
-            .get("funding")
-            .map(|f| f.as_object().unwrap().iter().map(|(k, v)| (k.clone(), num(v))).collect());
+    for case in &cases {
         let mut state = State::default();
-        for (r, round) in case["rounds"].as_array().unwrap().iter().enumerate() {
-            let block = round["block"].as_u64().unwrap();
-            let submissions = round["submissions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| RawSubmission {
-                    uid: s["uid"].as_u64().unwrap() as u16,
-                    hotkey: s["hotkey"].as_str().unwrap().into(),
-                    block: s["block"].as_u64().unwrap(),
-                    competition: s["competition"].as_str().unwrap().into(),
-                    tasks: raw_tasks(s),
-                })
-                .collect();
-            let raw = RawScores { block: Some(block), submissions };
-            let report = score(&comps, funding.as_ref(), &raw, block, &mut state).unwrap();
-            let at = format!("{name} round {r}");
-            let expected = &round["expected"];
+        for (r, round) in case.rounds.iter().enumerate() {
+            let report =
+                score(&case.competitions, case.funding.as_ref(), &round.raw, round.block, &mut state)
+                    .unwrap();
+            let at = format!("{} round {r}", case.name);
+            let expected = &round.expected;
             let rows = expected["rows"].as_object().unwrap();
             let got: Vec<_> = report.competitions.iter().flat_map(|c| &c.submissions).collect();
             assert_eq!(got.len(), rows.len(), "{at}: evaluated uids");
@@ -113,7 +53,8 @@ fn reference_script_cases_match() {
                 );
             }
             if let Some(want_state) = expected.get("state") {
-                let comp_state = state.competitions.get(&comps[0].id).cloned().unwrap_or_default();
+                let comp_state =
+                    state.competitions.get(&case.competitions[0].id).cloned().unwrap_or_default();
                 assert!(comp_state.len() <= want_state.as_object().unwrap().len(), "{at}: EMA state uids");
                 for (uid, w) in want_state.as_object().unwrap() {
                     let got = comp_state.get(&uid.parse().unwrap()).copied().unwrap_or(0.0);

@@ -477,12 +477,49 @@ def encode(x):
     return x
 
 
+def decode(x):
+    if x == "inf":
+        return INF
+    if x == "-inf":
+        return -INF
+    if isinstance(x, dict):
+        return {k: decode(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [decode(v) for v in x]
+    return x
+
+
+def bench(path, repeat):
+    """Times the reference's scoring of the golden rounds, per competition (best of `repeat`),
+    for `cargo bench -p arena-host --bench scoring`, which runs the same rounds through arena."""
+    import time
+    with open(path) as f:
+        cases = [c for c in decode(json.load(f))["cases"] if len(c["competitions"]) == 1]
+    out = {}
+    for comp in sorted({c["competitions"][0] for c in cases}):
+        mine = [c for c in cases if c["competitions"][0] == comp]
+        best = INF
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for c in mine:
+                state = None
+                for r in c["rounds"]:
+                    _, state, weights = score_round(comp, r["submissions"], r["block"], state)
+                    weights_for_emit(subnet_weights([(1.0, weights)]))
+            best = min(best, time.perf_counter() - start)
+        out[comp] = {"rounds": sum(len(c["rounds"]) for c in mine), "seconds": best}
+    print(json.dumps(out))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the golden file differs")
+    parser.add_argument("--bench", type=int, metavar="REPEAT", help="time scoring the golden rounds")
     args = parser.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(here, "..", "golden", "scoring.json")
+    if args.bench:
+        return bench(path, args.bench)
     text = json.dumps(encode(build()), indent=1, allow_nan=False) + "\n"
     if args.check:
         with open(path) as f:

@@ -608,6 +608,17 @@ pub fn check_validator(file: &Parsed<ValidatorConfig>) -> (Vec<Diagnostic>, Vec<
             ),
             Ok(c) => {
                 ids.insert(c.value.id.clone(), i);
+                if let Some(n) = c.value.netuid.filter(|n| *n != v.netuid) {
+                    err(
+                        ERROR,
+                        &format!("competitions[{i}]"),
+                        format!(
+                            "competition `{}` belongs to netuid {n}, but this validator runs netuid {}",
+                            c.value.id, v.netuid
+                        ),
+                        None,
+                    );
+                }
             }
         }
         loaded.push((path, result));

@@ -9,6 +9,10 @@ use cel_interpreter::{Context, Program, Value};
 pub struct Formula {
     program: Program,
     source: String,
+    /// CEL's built-in functions plus ours, registered once; each evaluation adds its variables
+    /// in a child scope.
+    functions: Context<'static>,
+    uses_raw: bool,
 }
 
 impl std::fmt::Debug for Formula {
@@ -29,7 +33,15 @@ impl Formula {
         let compiled = quietly(|| Program::compile(expr))
             .ok_or_else(|| "the CEL parser cannot read this expression".to_string())?;
         let program = compiled.map_err(|e| format!("CEL syntax: {}", e.to_string().trim()))?;
-        Ok(Formula { program, source: expr.to_string() })
+        let mut functions = Context::default();
+        functions.add_function("exp", |x: f64| x.exp());
+        functions.add_function("ln", |x: f64| x.ln());
+        functions.add_function("sqrt", |x: f64| x.sqrt());
+        functions.add_function("pow", |x: f64, y: f64| x.powf(y));
+        functions.add_function("abs", |x: f64| x.abs());
+        functions.add_function("clamp", |x: f64, lo: f64, hi: f64| x.max(lo).min(hi));
+        let uses_raw = program.references().has_variable("raw");
+        Ok(Formula { program, source: expr.to_string(), functions, uses_raw })
     }
 
     /// The variables the formula reads (task names, `raw`).
@@ -39,19 +51,15 @@ impl Formula {
 
     /// Evaluates with `vars` (task name → normalized score) and `raw` (task name → raw score).
     pub fn eval(&self, vars: &BTreeMap<&str, f64>, raw: &BTreeMap<&str, f64>) -> Result<f64, String> {
-        let mut ctx = Context::default();
-        ctx.add_function("exp", |x: f64| x.exp());
-        ctx.add_function("ln", |x: f64| x.ln());
-        ctx.add_function("sqrt", |x: f64| x.sqrt());
-        ctx.add_function("pow", |x: f64, y: f64| x.powf(y));
-        ctx.add_function("abs", |x: f64| x.abs());
-        ctx.add_function("clamp", |x: f64, lo: f64, hi: f64| x.max(lo).min(hi));
+        let mut ctx = self.functions.new_inner_scope();
         for (name, value) in vars {
             ctx.add_variable_from_value(*name, Value::Float(*value));
         }
-        let raw: std::collections::HashMap<String, f64> =
-            raw.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        ctx.add_variable("raw", raw).map_err(|e| e.to_string())?;
+        if self.uses_raw {
+            let raw: std::collections::HashMap<String, f64> =
+                raw.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            ctx.add_variable("raw", raw).map_err(|e| e.to_string())?;
+        }
         let result = quietly(|| self.program.execute(&ctx))
             .ok_or_else(|| "the CEL interpreter failed on this expression".to_string())?;
         match result {
