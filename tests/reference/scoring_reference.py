@@ -439,25 +439,20 @@ def split_case(rng):
 
 def build():
     rng = random.Random(SEED)
+    taoverse = lambda comp: lambda r, n, block: draw_taoverse(r, comp, n, block)  # noqa: E731
+    plan = [  # (cases, name, competition, most submissions, draw, block, rounds: (lo, hi) or 1)
+        (12, "sn9-b3", "pretraining-3b", 9, taoverse("pretraining-3b"), 5_300_000, (1, 5)),
+        (12, "sn37-instruct", "finetuning-instruct-8b", 9, taoverse("finetuning-instruct-8b"), 5_000_000, (2, 7)),
+        (8, "sn37-reasoning", "finetuning-reasoning-3b", 8, taoverse("finetuning-reasoning-3b"), 5_400_000, (2, 6)),
+        (12, "sn11-va", "roleplay", 10, draw_dippy, 4_000_000, 1),
+        (10, "sn34-image", "deepfake-image", 6, draw_sn34, 6_000_000, 1),
+    ]
     cases = []
-    for i in range(12):
-        n = rng.randint(1, 9)
-        cases.append(case(rng, f"sn9-b3-{i}", "pretraining-3b",
-                          lambda r, n=n: draw_taoverse(r, "pretraining-3b", n, 5_300_000), 5_300_000, rng.randint(1, 5)))
-    for i in range(12):
-        n = rng.randint(1, 9)
-        cases.append(case(rng, f"sn37-instruct-{i}", "finetuning-instruct-8b",
-                          lambda r, n=n: draw_taoverse(r, "finetuning-instruct-8b", n, 5_000_000), 5_000_000, rng.randint(2, 7)))
-    for i in range(8):
-        n = rng.randint(1, 8)
-        cases.append(case(rng, f"sn37-reasoning-{i}", "finetuning-reasoning-3b",
-                          lambda r, n=n: draw_taoverse(r, "finetuning-reasoning-3b", n, 5_400_000), 5_400_000, rng.randint(2, 6)))
-    for i in range(12):
-        n = rng.randint(1, 10)
-        cases.append(case(rng, f"sn11-va-{i}", "roleplay", lambda r, n=n: draw_dippy(r, n, 4_000_000), 4_000_000, 1))
-    for i in range(10):
-        n = rng.randint(1, 6)
-        cases.append(case(rng, f"sn34-image-{i}", "deepfake-image", lambda r, n=n: draw_sn34(r, n, 6_000_000), 6_000_000, 1))
+    for count, prefix, comp, most, draw, block, rounds in plan:
+        for i in range(count):
+            n = rng.randint(1, most)
+            r = rounds if rounds == 1 else rng.randint(*rounds)
+            cases.append(case(rng, f"{prefix}-{i}", comp, lambda g, n=n, d=draw, b=block: d(g, n, b), block, r))
     cases.append(split_case(rng))
     return {
         "generator": "tests/reference/scoring_reference.py",
