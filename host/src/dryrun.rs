@@ -55,6 +55,9 @@ pub struct CompetitionReport {
     pub submissions: Vec<SubmissionReport>,
     /// Committed too recently to be evaluated (eval_block_delay).
     pub pending: Vec<Pending>,
+    /// Uids not evaluated this round that keep a weight through the EMA (uid → weight).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub carried: BTreeMap<Uid, f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -167,6 +170,7 @@ pub fn score_with(
             },
             submissions: Vec::new(),
             pending: Vec::new(),
+            carried: BTreeMap::new(),
         };
         if !active {
             // taoverse `reset_competitions`: an inactive competition's EMA is dropped.
@@ -193,6 +197,12 @@ pub fn score_with(
         if !rows.is_empty() {
             state.competitions.insert(comp.id.clone(), ema);
         }
+        let burn_uid = comp.ranking.burn.map(|b| b.uid);
+        report.carried = weights
+            .iter()
+            .filter(|(uid, w)| **w > 0.0 && Some(**uid) != burn_uid && !rows.iter().any(|r| r.uid == **uid))
+            .map(|(&uid, &w)| (uid, w))
+            .collect();
         report.submissions = rows
             .into_iter()
             .map(|scored| {
@@ -289,6 +299,11 @@ pub fn render(report: &Report, comps: &[Competition]) -> String {
         }
         out.push_str(&table.to_string());
         out.push('\n');
+        for (uid, w) in &c.carried {
+            out.push_str(&format!(
+                "  uid {uid} was not evaluated this round; its weight {w:.6} is carried by the EMA\n"
+            ));
+        }
         for p in &c.pending {
             out.push_str(&format!(
                 "  uid {} (block {}) is pending until block {}\n",
