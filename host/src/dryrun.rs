@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Advantage, Competition};
+use crate::config::{Advantage, Competition, Opponents};
 use crate::scoring::{self, RawSubmission, Scored, Scorer, Uid};
 
 /// RAW.json.
@@ -14,6 +14,10 @@ use crate::scoring::{self, RawSubmission, Scored, Scorer, Uid};
 pub struct RawScores {
     /// The current block (overridden by `--block`).
     pub block: Option<u64>,
+    /// How many uids are registered on the subnet (the metagraph's size): needed by
+    /// competitions that compare with the whole registry (`ranking.opponents = "registry"`).
+    #[serde(default)]
+    pub registered: Option<usize>,
     pub submissions: Vec<RawSubmission>,
 }
 
@@ -192,7 +196,25 @@ pub fn score_with(
             }
         }
         eligible.sort_by_key(|s| s.uid);
-        let rows = scorer.round(&eligible, block);
+        let unsubmitted = match (comp.ranking.opponents, raw.registered) {
+            (Opponents::Submissions, _) => 0,
+            (Opponents::Registry, Some(n)) if n >= eligible.len() => n - eligible.len(),
+            (Opponents::Registry, Some(n)) => {
+                return Err(format!(
+                    "competition `{}` has {} evaluated submissions but RAW.json says only {n} uids are registered",
+                    comp.id,
+                    eligible.len()
+                ));
+            }
+            (Opponents::Registry, None) => {
+                return Err(format!(
+                    "competition `{}` compares every registered uid (ranking.opponents = \"registry\"): \
+                     give the number of registered uids as \"registered\" in RAW.json",
+                    comp.id
+                ));
+            }
+        };
+        let rows = scorer.round(&eligible, block, unsubmitted);
         let (ema, weights) = scorer.weights(&rows, state.competitions.get(&comp.id));
         if !rows.is_empty() {
             state.competitions.insert(comp.id.clone(), ema);

@@ -96,8 +96,9 @@ struct ScoreArgs {
     /// Competition TOML files.
     #[arg(required = true, value_name = "COMPETITION.toml")]
     competitions: Vec<PathBuf>,
-    /// Raw task scores: {"block": N, "submissions": [{"uid", "hotkey", "block", "competition",
-    /// "tasks": {"task": score or null}}]}.
+    /// Raw task scores: {"block": N, "registered": N, "submissions": [{"uid", "hotkey", "block",
+    /// "competition", "tasks": {"task": score or null}}]} ("registered", the metagraph size, only
+    /// for competitions whose opponents are the whole registry).
     #[arg(long, value_name = "RAW.json")]
     raw: PathBuf,
     /// The current block (default: RAW.json's "block").

@@ -226,8 +226,9 @@ RULES = {
 }
 
 
-def score_round(comp, subs, block, old):
-    """One round of one competition; returns per-uid rows and the new EMA state and weights."""
+def score_round(comp, subs, block, old, registered=None):
+    """One round of one competition; returns per-uid rows and the new EMA state and weights.
+    `registered`: the metagraph size, for SN11, whose win rates count every registered uid."""
     rules = RULES[comp]
     eligible = sorted((s for s in subs if block - s["block"] >= rules["delay"]), key=lambda s: s["uid"])
     uids = [s["uid"] for s in eligible]
@@ -257,7 +258,12 @@ def score_round(comp, subs, block, old):
         totals = {s["uid"]: dippy_total(s["tasks"]) for s in eligible}
         invalid = {s["uid"] for s in eligible if any(v is None for v in s["tasks"].values())}
         kept = uids
-        win_rate = compute_wins(uids, totals, blocks, dippy_iswin, 0)
+        # The registry holds every registered uid; those without a scored entry are invalid with
+        # total 0 (and no commit block).
+        absent = [-(i + 1) for i in range(registered - len(uids))]
+        registry_scores = {**totals, **{a: 0 for a in absent}}
+        registry_blocks = {**blocks, **{a: sys.maxsize for a in absent}}
+        win_rate = compute_wins(uids + absent, registry_scores, registry_blocks, dippy_iswin, 0)
         for u in uids:
             if u in invalid or totals[u] == 0:
                 win_rate[u] = -INF
@@ -369,6 +375,9 @@ def case(rng, name, comp, draw, current, rounds):
     state = None
     out_rounds = []
     subs = draw(rng)
+    registered = None
+    if comp == "roleplay":  # the metagraph: full (256) or a few uids more than submitted
+        registered = 256 if rng.random() < 0.5 else len(subs) + rng.randint(0, 12)
     for r in range(rounds):
         block = current + r * rng.randint(100, 3000)
         if r:  # later rounds: some scores move, and a challenger may arrive
@@ -390,11 +399,12 @@ def case(rng, name, comp, draw, current, rounds):
                     block=block - RULES[comp]["delay"] - rng.randint(0, 800),
                     tasks={k: (None if v is None else v * f) for k, v in base["tasks"].items()},
                 ))
-        rows, state, weights = score_round(comp, subs, block, state)
+        rows, state, weights = score_round(comp, subs, block, state, registered)
         share = 1.0  # one competition: the emission split renormalizes its share to 1
         final = subnet_weights([(share, weights)])
         out_rounds.append({
             "block": block,
+            **({"registered": registered} if registered is not None else {}),
             "submissions": [{**s, "competition": comp, "hotkey": f"hk{s['uid']}"} for s in subs],
             "expected": {
                 "rows": {str(u): row for u, row in rows.items()},
@@ -499,7 +509,7 @@ def bench(path, repeat):
             for c in mine:
                 state = None
                 for r in c["rounds"]:
-                    _, state, weights = score_round(comp, r["submissions"], r["block"], state)
+                    _, state, weights = score_round(comp, r["submissions"], r["block"], state, r.get("registered"))
                     weights_for_emit(subnet_weights([(1.0, weights)]))
             best = min(best, time.perf_counter() - start)
         out[comp] = {"rounds": sum(len(c["rounds"]) for c in mine), "seconds": best}

@@ -188,6 +188,26 @@ fn score_uses_the_validator_funding_and_rejects_bad_raw_files() {
         "{}",
         text(&out)
     );
+
+    // SN11 compares every registered uid: RAW.json must say how many there are.
+    let roleplay = repo_root().join("competitions/roleplay.toml");
+    let tasks = serde_json::json!({"quality": 0.5, "creativity": 0.5, "latency": 500.0, "vibe": 0.5, "coherence": 1.0});
+    let sub = serde_json::json!({"uid": 1, "block": 1, "competition": "roleplay", "tasks": tasks});
+    for (registered, fragment) in [(None, "give the number of registered uids"), (Some(4), "")] {
+        let mut doc = serde_json::json!({"block": 100, "submissions": [sub.clone()]});
+        if let Some(n) = registered {
+            doc["registered"] = n.into();
+        }
+        std::fs::write(&raw, doc.to_string()).unwrap();
+        let out = arena(&["score", roleplay.to_str().unwrap(), "--raw", raw.to_str().unwrap(), "--json"]);
+        if fragment.is_empty() {
+            // One submission against three absent uids: it wins all three.
+            assert_eq!(stdout_json(&out)["competitions"][0]["submissions"][0]["win_rate"], 1.0);
+        } else {
+            assert_eq!(out.status.code(), Some(2));
+            assert!(text(&out).contains(fragment), "{}", text(&out));
+        }
+    }
 }
 
 #[test]

@@ -292,6 +292,12 @@ pub struct Ranking {
     #[serde(default)]
     pub advantage: Advantage,
     pub policy: Policy,
+    /// Who a submission is compared with: the other evaluated submissions (SN9, SN37), or every
+    /// uid registered on the subnet, those without an evaluated submission counting as failed
+    /// (SN11: win rate = wins / (registered - 1)). `registry` needs the number of registered
+    /// uids (RAW.json `registered`).
+    #[serde(default)]
+    pub opponents: Opponents,
     /// Win rate of a submission with no opponent (SN37: 0, SN9: 1).
     #[serde(default)]
     pub lone_win_rate: f64,
@@ -307,6 +313,14 @@ pub struct Ranking {
     pub min_weight: f64,
     /// A fixed share of this competition's emission for one uid (owner or burn).
     pub burn: Option<Burn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Opponents {
+    #[default]
+    Submissions,
+    Registry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

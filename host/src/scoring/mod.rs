@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Advantage, Aggregate, Competition, Direction, Normalization, Policy, Prefilter};
+use crate::config::{
+    Advantage, Aggregate, Competition, Direction, Normalization, Opponents, Policy, Prefilter,
+};
 use formula::Formula;
 
 pub type Uid = u16;
@@ -372,8 +374,10 @@ impl<'a> Scorer<'a> {
     }
 
     /// Scores one round: totals, prefilter, win rates and the policy's step weights.
-    /// `subs` must be the eligible submissions of this competition, one per uid.
-    pub fn round(&self, subs: &[&RawSubmission], current_block: u64) -> Vec<Scored> {
+    /// `subs` must be the eligible submissions of this competition, one per uid. `unsubmitted`:
+    /// registered uids without an evaluated submission, compared as failed entries when the
+    /// competition's opponents are the registry (ignored otherwise).
+    pub fn round(&self, subs: &[&RawSubmission], current_block: u64, unsubmitted: usize) -> Vec<Scored> {
         let comp = self.competition;
         let ranking = &comp.ranking;
         let direction = comp.score.direction;
@@ -394,10 +398,16 @@ impl<'a> Scorer<'a> {
                 }
             })
             .collect();
-        let contestants: Vec<Contestant> =
+        let mut contestants: Vec<Contestant> =
             rows.iter().map(|r| Contestant { total: r.total, block: r.block }).collect();
+        if ranking.opponents == Opponents::Registry {
+            // As SN11's registry: every other registered uid scores the failure score, with no
+            // commit block (later than any submission). They only count as opponents.
+            let absent = Contestant { total: comp.score.failure(), block: u64::MAX };
+            contestants.extend(std::iter::repeat_n(absent, unsubmitted));
+        }
         let included = match ranking.prefilter {
-            Prefilter::None => vec![true; rows.len()],
+            Prefilter::None => vec![true; contestants.len()],
             Prefilter::CompetitiveUids => competitive(&contestants, &ranking.advantage),
         };
         let mut rates = win_rates(
@@ -408,6 +418,7 @@ impl<'a> Scorer<'a> {
             current_block,
             ranking.lone_win_rate,
         );
+        rates.truncate(rows.len());
         if ranking.exclude_zero {
             for (rate, row) in rates.iter_mut().zip(&rows) {
                 if row.status != Status::Scored || row.total == 0.0 {

@@ -95,7 +95,11 @@ pub fn load_cases() -> Vec<Case> {
                         .collect();
                     Round {
                         block,
-                        raw: RawScores { block: Some(block), submissions },
+                        raw: RawScores {
+                            block: Some(block),
+                            registered: round.get("registered").and_then(|v| v.as_u64()).map(|n| n as usize),
+                            submissions,
+                        },
                         expected: round["expected"].clone(),
                     }
                 })
