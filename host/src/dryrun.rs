@@ -275,12 +275,10 @@ pub fn render(report: &Report, comps: &[Competition]) -> String {
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED);
         let mut header = vec!["uid".to_string(), "block".to_string()];
-        let weights = scoring::Scorer::new(comp).map(|s| s.task_weights().to_vec()).ok();
-        header.extend(comp.tasks.iter().enumerate().map(|(i, t)| match (&comp.score.aggregate, &weights) {
-            (crate::config::Aggregate::WeightedSum, Some(w)) => {
-                format!("{}\nraw → norm (w {})", t.name, w[i])
-            }
-            _ => format!("{}\nraw → norm", t.name),
+        let weights = scoring::task_weights(comp);
+        header.extend(comp.tasks.iter().zip(&weights).map(|(t, w)| match &comp.score.aggregate {
+            crate::config::Aggregate::WeightedSum => format!("{}\nraw → norm (w {w})", t.name),
+            crate::config::Aggregate::Formula { .. } => format!("{}\nraw → norm", t.name),
         }));
         header.extend(["total", "status", "win rate", "step", "weight"].map(String::from));
         table.set_header(header);

@@ -311,16 +311,7 @@ impl<'a> Scorer<'a> {
             Aggregate::WeightedSum => None,
             Aggregate::Formula { expr } => Some(Formula::compile(expr)?),
         };
-        let raw: Vec<f64> = competition.tasks.iter().map(|t| t.weight.unwrap_or(0.0)).collect();
-        let sum: f64 = raw.iter().sum();
-        // taoverse asserts Σw ≈ 1 and uses the weights as written; renormalize otherwise.
-        let weights = if is_close(sum, 1.0) { raw } else { raw.iter().map(|w| w / sum).collect() };
-        Ok(Scorer { competition, formula, weights })
-    }
-
-    /// The effective weight of each task in a weighted sum.
-    pub fn task_weights(&self) -> &[f64] {
-        &self.weights
+        Ok(Scorer { competition, formula, weights: task_weights(competition) })
     }
 
     /// Normalize, weight, gate and aggregate one submission's raw scores.
@@ -466,6 +457,14 @@ impl<'a> Scorer<'a> {
         }
         (state, weights)
     }
+}
+
+/// The weight of each task in a weighted sum: as written when they sum to 1 (taoverse asserts
+/// `math.isclose(Σw, 1)` and uses them as they are), renormalized otherwise.
+pub fn task_weights(competition: &Competition) -> Vec<f64> {
+    let raw: Vec<f64> = competition.tasks.iter().map(|t| t.weight.unwrap_or(0.0)).collect();
+    let sum: f64 = raw.iter().sum();
+    if is_close(sum, 1.0) { raw } else { raw.iter().map(|w| w / sum).collect() }
 }
 
 /// Python's `math.isclose` with its default relative tolerance.
