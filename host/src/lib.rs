@@ -9,5 +9,6 @@ pub mod dryrun;
 pub mod inputs;
 pub mod isolate;
 pub mod job;
+pub mod model;
 pub mod plugins;
 pub mod scoring;

@@ -40,6 +40,10 @@ enum Command {
     /// Dry-run the incentive mechanism from raw task scores, without models: totals, win
     /// rates, competition weights, and the weight vector (float and u16) set on chain.
     Score(ScoreArgs),
+    /// Inspect a model directory without loading its weights (config.json, safetensors headers)
+    /// and check it against a competition's constraints.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Print the JSON Schema of competition or validator files (for editors).
     Schema {
         /// Which file kind.
@@ -115,6 +119,22 @@ struct ScoreArgs {
     json: bool,
 }
 
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Architecture, parameters, dtypes, size; with --competition, the constraints it breaks.
+    /// Exit status 0 when the model is readable (and meets the constraints), 1 otherwise.
+    Inspect {
+        /// The model directory (Hugging Face layout: config.json, *.safetensors).
+        dir: PathBuf,
+        /// A competition file whose [constraints] the model must meet.
+        #[arg(long, value_name = "COMPETITION.toml")]
+        competition: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SchemaKind {
     Competition,
@@ -181,6 +201,9 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Score(args) => score(args),
         Command::Schema { kind } => schema(kind),
+        Command::Model(ModelCommand::Inspect { dir, competition, json }) => {
+            model_inspect(&dir, competition, json)
+        }
         Command::Worker => unreachable!(),
     };
     match result {
@@ -474,4 +497,55 @@ fn schema(kind: SchemaKind) -> anyhow::Result<ExitCode> {
     };
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn model_inspect(dir: &Path, competition: Option<PathBuf>, as_json: bool) -> anyhow::Result<ExitCode> {
+    let constraints = match &competition {
+        None => None,
+        Some(path) => match arena_host::checker::load_competitions(std::slice::from_ref(path)) {
+            Ok(mut c) => Some(c.remove(0).constraints),
+            Err(outcome) => {
+                eprint!("{}", diag::render(&outcome.diagnostics, &outcome.sources, false));
+                anyhow::bail!("the competition file has errors (see `arena check`)");
+            }
+        },
+    };
+    let summary = arena_host::model::inspect(dir);
+    let violations = match (&summary, &constraints) {
+        (Ok(s), Some(c)) => arena_host::model::violations(s, c),
+        _ => Vec::new(),
+    };
+    let ok = summary.is_ok() && violations.is_empty();
+    if as_json {
+        let out = match &summary {
+            Ok(s) => json!({"ok": ok, "model": s, "violations": violations}),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        match &summary {
+            Ok(s) => {
+                println!("{}", s.dir.display());
+                println!("  architecture  {}", s.architectures.join(", "));
+                println!(
+                    "  parameters    {} in {} tensors ({})",
+                    s.parameters,
+                    s.tensors,
+                    s.dtypes.iter().map(|(d, n)| format!("{d} {n}")).collect::<Vec<_>>().join(", ")
+                );
+                println!("  files         {} bytes; weights in {}", s.total_bytes, s.weight_files.join(", "));
+                if let Some(p) = s.max_positions {
+                    println!("  positions     {p}");
+                }
+                for v in &violations {
+                    println!("  REJECTED: {v}");
+                }
+                if competition.is_some() && violations.is_empty() {
+                    println!("  meets the competition's constraints");
+                }
+            }
+            Err(e) => println!("REJECTED: {e}"),
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
