@@ -92,7 +92,8 @@ fn hostile_models_are_rejected_with_a_reason() {
     let index_escape = r#"{"weight_map":{"embed":"../outside.safetensors"}}"#;
     let index_missing = r#"{"weight_map":{"embed":"model-00001.safetensors"}}"#;
     let a = r#"{"embed":{"dtype":"F32","shape":[10,4],"data_offsets":[0,160]}}"#;
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>, &str)> = vec![
+    type Files = Vec<(&'static str, Vec<u8>)>;
+    let cases: Vec<(&str, Files, &str)> = vec![
         ("truncated", vec![("model.safetensors", truncated)], "does not match the file's size"),
         ("huge-header", vec![("model.safetensors", huge_header)], "larger than 100 MB"),
         ("header-past-end", vec![("model.safetensors", past_end)], "runs past the end of the file"),
