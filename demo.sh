@@ -18,7 +18,7 @@ fi
 
 echo "== building arena and its plugins (first build: a few minutes)"
 cargo build --quiet -p arena-host -p arena-replay
-arena=target/debug/arena
+arena="${CARGO_TARGET_DIR:-target}/debug/arena"
 
 # The competition (competitions/demo.toml) names its task repository target/arena-demo/task.
 work=target/arena-demo
