@@ -7,8 +7,10 @@ use arena_plugin_api::PluginInfo;
 
 use crate::config::check::{
     KindLookup, PluginCatalog, check_competition, check_plugins, check_together, check_validator, load,
+    read_text,
 };
 use crate::config::source::Parsed;
+use crate::config::source::parse;
 use crate::config::{Competition, ValidatorConfig};
 use crate::diag::{Diagnostic, Severity, SourceText};
 use crate::plugins;
@@ -90,11 +92,16 @@ pub fn check_files(paths: &[PathBuf], plugin_dirs: &[PathBuf]) -> CheckOutcome {
     let mut validators: Vec<Parsed<ValidatorConfig>> = Vec::new();
     for path in paths {
         out.files.push(path.clone());
-        let text = std::fs::read(path).ok().and_then(|b| String::from_utf8(b).ok());
-        let kind = text.as_deref().map_or(FileKind::Competition, kind_of);
-        match kind {
-            FileKind::Competition => add(&mut out, load::<Competition>(path), &mut competitions),
-            FileKind::Validator => add(&mut out, load::<ValidatorConfig>(path), &mut validators),
+        let text = match read_text(path) {
+            Ok(text) => text,
+            Err(diag) => {
+                out.diagnostics.push(diag);
+                continue;
+            }
+        };
+        match kind_of(&text) {
+            FileKind::Competition => add(&mut out, parse(path, &text), Some(&text), &mut competitions),
+            FileKind::Validator => add(&mut out, parse(path, &text), Some(&text), &mut validators),
         }
     }
     let mut dirs = plugin_dirs.to_vec();
@@ -114,7 +121,7 @@ pub fn check_files(paths: &[PathBuf], plugin_dirs: &[PathBuf]) -> CheckOutcome {
                 continue;
             }
             out.files.push(path);
-            add(&mut out, result, &mut listed);
+            add(&mut out, result, None, &mut listed);
         }
         for c in &listed {
             out.diagnostics.extend(check_competition(c));
@@ -132,14 +139,22 @@ pub fn check_files(paths: &[PathBuf], plugin_dirs: &[PathBuf]) -> CheckOutcome {
     out
 }
 
-fn add<T>(out: &mut CheckOutcome, result: Result<Parsed<T>, Diagnostic>, into: &mut Vec<Parsed<T>>) {
+/// Records a loaded file, or its diagnostic with the file's text (`text` when the caller has
+/// it, read again otherwise) so the snippet can be shown.
+fn add<T>(
+    out: &mut CheckOutcome,
+    result: Result<Parsed<T>, Diagnostic>,
+    text: Option<&str>,
+    into: &mut Vec<Parsed<T>>,
+) {
     match result {
         Ok(parsed) => {
             out.sources.push(parsed.source.clone());
             into.push(parsed);
         }
         Err(diag) => {
-            if let Ok(text) = std::fs::read_to_string(&diag.file) {
+            let text = text.map(str::to_string).or_else(|| std::fs::read_to_string(&diag.file).ok());
+            if let Some(text) = text {
                 out.sources.push(SourceText::new(diag.file.clone(), text));
             }
             out.diagnostics.push(diag);
@@ -159,7 +174,7 @@ pub fn load_competitions(paths: &[PathBuf]) -> Result<Vec<Competition>, CheckOut
     let mut out = CheckOutcome::default();
     let mut parsed = Vec::new();
     for path in paths {
-        add(&mut out, load::<Competition>(path), &mut parsed);
+        add(&mut out, load::<Competition>(path), None, &mut parsed);
     }
     for c in &parsed {
         out.diagnostics.extend(check_competition(c));

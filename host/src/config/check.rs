@@ -24,16 +24,21 @@ pub type ListedCompetition = (PathBuf, Result<Parsed<Competition>, Diagnostic>);
 /// Reads and parses one file; unreadable or malformed files give one diagnostic.
 #[allow(clippy::result_large_err)] // a diagnostic is built once per failed file
 pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Parsed<T>, Diagnostic> {
+    parse(path, &read_text(path)?)
+}
+
+/// A file's text; an unreadable or non-UTF-8 file gives one diagnostic.
+#[allow(clippy::result_large_err)] // a diagnostic is built once per failed file
+pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
     let bytes =
         std::fs::read(path).map_err(|e| file_error(path, format!("cannot read the file: {e}"), None))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         file_error(
             path,
             format!("not UTF-8 (byte {}): TOML files are UTF-8", e.utf8_error().valid_up_to()),
             None,
         )
-    })?;
-    parse(path, &text)
+    })
 }
 
 /// What the checker may ask about installed plugins.
