@@ -10,10 +10,12 @@
 //! - [`generate`]: greedy and sampled generation with repetition penalty and stop tokens;
 //! - [`LoadedModel`]: model + tokenizer from a directory.
 
+pub mod chat;
 pub mod config;
 pub mod generate;
 pub mod model;
 pub mod protocols;
+pub mod tiny;
 pub mod weights;
 
 use std::path::Path;
