@@ -12,8 +12,12 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use candle_nn::{VarBuilder, VarMap};
 use serde_json::{Value, json};
+use tokenizers::SplitDelimiterBehavior;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
@@ -26,6 +30,8 @@ use crate::protocols;
 pub const PAD: &str = "<pad>";
 pub const BOS: &str = "<s>";
 pub const EOS: &str = "</s>";
+/// Qwen 2's pre-tokenization regex.
+pub const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// ChatML, as Qwen uses it.
 pub const CHAT_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
@@ -92,7 +98,20 @@ pub fn train_tokenizer(docs: &[String], vocab_size: usize, add_bos: bool) -> Res
         .build();
     let mut trainer = tokenizers::models::TrainerWrapper::BpeTrainer(trainer);
     let mut tok = Tokenizer::new(BPE::default());
-    tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    if add_bos {
+        tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    } else {
+        // Qwen 2's pre-tokenizer (which transformers' Qwen2Tokenizer rebuilds whatever
+        // tokenizer.json says): NFC, split by its regex, then bytes without a regex.
+        let split =
+            Split::new(SplitPattern::Regex(QWEN2_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(terr)?;
+        tok.with_normalizer(Some(NFC));
+        tok.with_pre_tokenizer(Some(Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, false, false).into(),
+        ])));
+    }
     tok.with_decoder(Some(ByteLevel::default()));
     tok.train(&mut trainer, docs.iter()).map_err(terr)?;
     if add_bos {
