@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The arena demo: installs what it needs, builds, and runs a real SN94-style replay
-# competition round (competitions/demo.toml) on a local task repository: three miners' patches,
-# each applied to a clean clone and benchmarked in a bubblewrap sandbox in an isolated worker,
-# then the competition's rules turn their losses into the weights a validator would set.
+# The arena demo: installs what it needs, builds, and runs two competition rounds:
+# - a real SN94-style replay round (competitions/demo.toml) on a local task repository: three
+#   miners' patches, each applied to a clean clone and benchmarked in a bubblewrap sandbox in an
+#   isolated worker;
+# - a language-model round (competitions/demo-llm.toml): four tiny models the project trains
+#   (arena-tiny-lm), checked against the competition's constraints, then evaluated by the
+#   perplexity plugin (packed text loss, reference loss, multiple choice);
+# then the competitions' rules turn the scores into the weights a validator would set.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,8 +21,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "== building arena and its plugins (first build: a few minutes)"
-cargo build --quiet -p arena-host -p arena-replay
+cargo build --quiet -p arena-host -p arena-replay -p arena-perplexity -p arena-llm --bins
 arena="${CARGO_TARGET_DIR:-target}/debug/arena"
+tiny="${CARGO_TARGET_DIR:-target}/debug/arena-tiny-lm"
 
 # The competition (competitions/demo.toml) names its task repository target/arena-demo/task.
 work=target/arena-demo
@@ -58,5 +63,46 @@ print(json.dumps({"block": 1000, "submissions": subs}))
 PY
 echo "(the hostile patch edits bench.sh, outside allowed_patch_paths, and is refused before it runs)"
 echo
-echo "== weights: arena score competitions/demo.toml --raw $work/raw.json"
-"$arena" score competitions/demo.toml --raw "$work/raw.json" --state "$work/state.json"
+echo "== language models: arena-tiny-lm trains four tiny models (llama and qwen2 layouts)"
+"$tiny" --out "$work/llm"
+models=(llama-untrained llama-40 llama-300 qwen2-120)
+echo
+echo "== constraints, from config.json and safetensors headers only: arena model inspect"
+for m in "${models[@]}"; do
+  "$arena" model inspect "$work/llm/models/$m" --competition competitions/demo-llm.toml | tail -n 1
+done
+echo
+subs=()
+for m in "${models[@]}"; do subs+=(--submission "$work/llm/models/$m"); done
+for task in text_loss reference_loss multiple_choice; do
+  echo "== $task: perplexity plugin, four models, each in an isolated worker"
+  # The task's parameters and dataset are the competition file's.
+  dataset=$(python3 - competitions/demo-llm.toml "$task" "$work/llm-$task.params.json" <<'PY'
+import json, sys, tomllib
+t = next(t for t in tomllib.load(open(sys.argv[1], "rb"))["tasks"] if t["name"] == sys.argv[2])
+json.dump(t["params"], open(sys.argv[3], "w"))
+print(t["dataset"])
+PY
+)
+  "$arena" eval --plugin perplexity --task "$task" --params "$work/llm-$task.params.json" --samples "$dataset" \
+    --isolated --timeout 300 --memory 8GiB "${subs[@]}" --json > "$work/llm-$task.json" || true
+done
+# Raw scores of both competitions for one `arena score` call: the language models are uids 4 to 7.
+python3 - "$work" "${models[@]}" > "$work/raw-all.json" <<'PY'
+import json, sys
+work, models = sys.argv[1], sys.argv[2:]
+raw = json.load(open(f"{work}/raw.json"))
+tasks = ["text_loss", "reference_loss", "multiple_choice"]
+results = {t: json.load(open(f"{work}/llm-{t}.json"))["results"] for t in tasks}
+for i, m in enumerate(models):
+    scores = {}
+    for t in tasks:
+        r = results[t][i]
+        scores[t] = r["output"]["raw_score"] if r["status"] == "ok" else None
+    print(f"  uid {i + 4} {m}: " + ", ".join(f"{t} {v:.4f}" if v is not None else f"{t} failed" for t, v in scores.items()), file=sys.stderr)
+    raw["submissions"].append({"uid": i + 4, "hotkey": m, "block": 100 * (i + 4), "competition": "demo-llm", "tasks": scores})
+print(json.dumps(raw))
+PY
+echo
+echo "== weights: arena score competitions/demo.toml competitions/demo-llm.toml --raw $work/raw-all.json"
+"$arena" score competitions/demo.toml competitions/demo-llm.toml --raw "$work/raw-all.json" --state "$work/state.json"

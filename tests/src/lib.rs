@@ -174,3 +174,7 @@ pub fn git_commit_all(dir: &Path) {
         .unwrap();
     assert!(st.success(), "git init/commit failed in {}", dir.display());
 }
+
+pub fn perplexity_plugin() -> PathBuf {
+    workspace_plugin("arena-perplexity", "arena_perplexity")
+}

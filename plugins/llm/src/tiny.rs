@@ -81,6 +81,34 @@ pub fn corpus(seed: u64, count: usize) -> Vec<String> {
     (0..count).map(|_| document(&mut rng)).collect()
 }
 
+/// A ChatML conversation, as the chat template renders it.
+pub fn chat(user: &str, assistant: &str) -> String {
+    format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{assistant}<|im_end|>\n")
+}
+
+/// The training corpus: `count` documents plus, one for every four, a chat-formatted
+/// multiple-choice question or sum completion (so instruction-style tasks have something to
+/// measure).
+pub fn training_corpus(seed: u64, count: usize) -> Vec<String> {
+    let mut docs = corpus(seed, count);
+    let extra = count / 4;
+    let mc = multiple_choice(seed.wrapping_add(100), extra / 2);
+    let refs = reference_pairs(seed.wrapping_add(101), extra - extra / 2);
+    for q in &mc {
+        docs.push(chat(q["prompt"].as_str().unwrap_or_default(), q["answer"].as_str().unwrap_or_default()));
+    }
+    for r in &refs {
+        let (c, a) = (r["context"].as_str().unwrap_or_default(), r["reference"].as_str().unwrap_or_default());
+        docs.push(chat(c, a));
+    }
+    // Interleave deterministically so every training window mixes both kinds.
+    let mut rng = SplitMix64::new(seed.wrapping_add(102));
+    for i in (1..docs.len()).rev() {
+        docs.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    docs
+}
+
 /// Trains a byte-level BPE tokenizer of `vocab_size` on `docs`. Ids 0, 1, 2 are `<pad>`, `<s>`,
 /// `</s>`; with `add_bos`, encoding with special tokens prepends `<s>` (Llama style).
 pub fn train_tokenizer(docs: &[String], vocab_size: usize, add_bos: bool) -> Result<Tokenizer, LlmError> {

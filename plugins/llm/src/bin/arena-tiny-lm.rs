@@ -3,7 +3,8 @@
 //! ```text
 //! arena-tiny-lm --out target/arena-demo/llm [--seed 0]
 //! ```
-//! Produces `data/{train,eval}.jsonl` (generated documents), `data/multiple_choice.jsonl`,
+//! Produces `data/train.jsonl` (generated documents and chat-formatted questions),
+//! `data/eval.jsonl` (held-out documents), `data/multiple_choice.jsonl`,
 //! `data/reference.jsonl`, and `models/<name>/` in Hugging Face layout: a llama model untrained,
 //! trained 40 and 300 steps, and a qwen2 model trained 120 steps, all sharing one tokenizer.
 
@@ -54,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data = args.out.join("data");
     std::fs::create_dir_all(&data)?;
-    let train = tiny::corpus(args.seed, 2000);
+    let train = tiny::training_corpus(args.seed, 2000);
     let eval = tiny::corpus(args.seed.wrapping_add(1), 64);
     write_jsonl(&data.join("train.jsonl"), train.iter().map(|t| json!({ "text": t })))?;
     write_jsonl(&data.join("eval.jsonl"), eval.iter().map(|t| json!({ "text": t })))?;

@@ -1,0 +1,57 @@
+//! The perplexity plugin through the `arena` binary: in-process and isolated runs give the same
+//! numbers as the independent transformers reference, and a broken model fails its own job.
+
+use arena_e2e::*;
+use serde_json::Value;
+
+fn run(isolated: bool, bad_model: &std::path::Path) -> Value {
+    let fx = repo_root().join("tests/fixtures/lm-protocols");
+    let mut args = vec![
+        "--params".to_string(),
+        r#"{"protocol": "sn9_packed", "sequence_length": 64}"#.to_string(),
+        "--samples".to_string(),
+        fx.join("docs.jsonl").display().to_string(),
+        "--json".to_string(),
+    ];
+    for m in [fx.join("llama-40"), fx.join("qwen2-120"), bad_model.to_path_buf()] {
+        args.push("--submission".into());
+        args.push(m.display().to_string());
+    }
+    if isolated {
+        args.extend(["--isolated", "--timeout", "300", "--memory", "8GiB"].map(String::from));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = eval(&perplexity_plugin(), "text_loss", &args);
+    // One failed job: exit status 1, the other results still reported.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    stdout_json(&out)
+}
+
+#[test]
+fn text_loss_in_process_and_isolated_matches_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("broken-model");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(bad.join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/fixtures/lm-protocols/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let in_process = run(false, &bad);
+    let isolated = run(true, &bad);
+    for v in [&in_process, &isolated] {
+        let r = v["results"].as_array().unwrap();
+        for (i, m) in ["llama-40", "qwen2-120"].iter().enumerate() {
+            let got = r[i]["output"]["raw_score"].as_f64().unwrap();
+            let want = expected[m]["sn9_loss"].as_f64().unwrap();
+            assert!((got - want).abs() / want <= 1e-4, "{m}: {got} vs {want}");
+        }
+        assert_eq!(r[2]["status"], "failed");
+        assert_eq!(r[2]["failure"]["kind"], "invalid_submission", "{v}");
+        assert!(r[2]["failure"]["message"].as_str().unwrap().contains("hidden_size"), "{v}");
+    }
+    // Bit-identical across the two ways of running.
+    for i in 0..2 {
+        assert_eq!(in_process["results"][i]["output"], isolated["results"][i]["output"]);
+    }
+}
