@@ -11,4 +11,5 @@ pub mod isolate;
 pub mod job;
 pub mod model;
 pub mod plugins;
+pub mod pyrandom;
 pub mod scoring;
