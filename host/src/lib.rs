@@ -4,6 +4,7 @@
 pub mod cancel;
 pub mod checker;
 pub mod config;
+pub mod datasets;
 pub mod diag;
 pub mod dryrun;
 pub mod inputs;

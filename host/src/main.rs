@@ -5,13 +5,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use arena_host::datasets;
 use arena_host::dryrun::{self, RawScores, State};
 use arena_host::inputs::{json_arg, parse_size, read_samples, submission};
 use arena_host::isolate::{FnProgress, Supervisor};
 use arena_host::job::{Job, JobFailure, JobLimits, run_in_process};
 use arena_host::plugins::{self, LoadedPlugin, PluginLoadError};
 use arena_host::{cancel, diag};
-use arena_plugin_api::{Device, EvalOutput, EvalRequest, Limits, TaskSpec};
+use arena_plugin_api::{Device, EvalOutput, EvalRequest, Limits, Sample, TaskSpec};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -158,9 +159,20 @@ struct EvalArgs {
     /// Submission metadata (inline JSON or a file); default: the submission's submission.json.
     #[arg(long, value_name = "JSON|FILE")]
     metadata: Option<String>,
-    /// Samples: a JSON array or JSON-lines file of records.
-    #[arg(long, value_name = "FILE")]
-    samples: Option<PathBuf>,
+    /// Samples: a JSON array or JSON-lines file of records, a text or Parquet file, a folder of
+    /// them, or a hub dataset hf://datasets/OWNER/NAME[@REVISION][/PATH] (read from the hub cache)
+    #[arg(long, value_name = "DATASET")]
+    samples: Option<String>,
+    /// Draw this many samples: Python's shuffle of the rows seeded by --seed, then the first N
+    #[arg(long, value_name = "N", conflicts_with = "sample_pages")]
+    sample_rows: Option<usize>,
+    /// Draw this many pages of --rows-per-page consecutive rows, each page chosen with Python's
+    /// randint seeded by --seed (SN37's page choice)
+    #[arg(long, value_name = "N", requires = "rows_per_page")]
+    sample_pages: Option<usize>,
+    /// Rows per page for --sample-pages
+    #[arg(long, value_name = "N")]
+    rows_per_page: Option<usize>,
     /// Device: cpu, cuda, cuda:N or wgpu.
     #[arg(long, default_value = "cpu")]
     device: Device,
@@ -314,7 +326,28 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         None => json!({}),
     };
     let metadata = args.metadata.as_deref().map(json_arg).transpose().context("--metadata")?;
-    let samples = args.samples.as_deref().map(read_samples).transpose()?.unwrap_or_default();
+    let samples = match args.samples.as_deref() {
+        None => Vec::new(),
+        Some(spec) => {
+            let sampling = match (args.sample_rows, args.sample_pages, args.rows_per_page) {
+                (Some(n), _, _) => datasets::Sampling::Rows(n),
+                (None, Some(pages), Some(rows_per_page)) => {
+                    datasets::Sampling::Pages { pages, rows_per_page }
+                }
+                _ => datasets::Sampling::All,
+            };
+            let is_json = [".json", ".jsonl"].iter().any(|x| spec.ends_with(x)) && !spec.starts_with("hf://");
+            let all = if is_json {
+                read_samples(Path::new(spec))?
+            } else {
+                datasets::load(spec, datasets::Sampling::All, &[])?
+                    .into_iter()
+                    .map(|data| Sample { data, files: Vec::new() })
+                    .collect()
+            };
+            datasets::sample(all, sampling, &args.seed.to_be_bytes()).context("--samples")?
+        }
+    };
     let limits = JobLimits { wall: args.timeout.map(Duration::from_secs_f64), memory_bytes: args.memory };
     if !args.isolated && (limits.wall.is_some() || limits.memory_bytes.is_some()) {
         tracing::warn!(

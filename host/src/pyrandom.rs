@@ -34,10 +34,8 @@ impl PyRandom {
     /// `random.seed(n)` for the non-negative integer whose big-endian bytes are `be_bytes`.
     pub fn from_be_bytes(be_bytes: &[u8]) -> PyRandom {
         // CPython: key = the 32-bit words of abs(n), least significant first; at least one word.
-        let mut key: Vec<u32> = be_bytes
-            .rchunks(4)
-            .map(|c| c.iter().fold(0u32, |acc, &b| (acc << 8) | b as u32))
-            .collect();
+        let mut key: Vec<u32> =
+            be_bytes.rchunks(4).map(|c| c.iter().fold(0u32, |acc, &b| (acc << 8) | b as u32)).collect();
         while key.len() > 1 && key.last() == Some(&0) {
             key.pop();
         }
@@ -62,7 +60,8 @@ impl PyRandom {
             }
         }
         for _ in 0..N - 1 {
-            mt[i] = (mt[i] ^ (mt[i - 1] ^ (mt[i - 1] >> 30)).wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
+            mt[i] =
+                (mt[i] ^ (mt[i - 1] ^ (mt[i - 1] >> 30)).wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
             i += 1;
             if i >= N {
                 mt[0] = mt[N - 1];

@@ -16,7 +16,10 @@ fn matches_cpython_for_every_seed_size() {
     for c in cases {
         let hex = c["seed_hex"].as_str().unwrap();
         let padded = if hex.len() % 2 == 1 { format!("0{hex}") } else { hex.to_string() };
-        let bytes: Vec<u8> = (0..padded.len()).step_by(2).map(|i| u8::from_str_radix(&padded[i..i + 2], 16).unwrap()).collect();
+        let bytes: Vec<u8> = (0..padded.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).unwrap())
+            .collect();
         let mut r = PyRandom::from_be_bytes(&bytes);
         let got: Vec<u64> = (0..5).map(|_| r.getrandbits(32)).collect();
         assert_eq!(got, u64s(&c["bits32"]), "seed {hex}");

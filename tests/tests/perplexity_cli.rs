@@ -55,3 +55,32 @@ fn text_loss_in_process_and_isolated_matches_the_reference() {
         assert_eq!(in_process["results"][i]["output"], isolated["results"][i]["output"]);
     }
 }
+
+#[test]
+fn samples_come_from_parquet_with_a_seeded_draw() {
+    let fx = repo_root().join("tests/fixtures");
+    let run = |seed: &str| {
+        let out = eval(
+            &perplexity_plugin(),
+            "heldout_ppl",
+            &[
+                "--samples",
+                fx.join("datasets/rows.zstd.parquet").to_str().unwrap(),
+                "--sample-rows",
+                "4",
+                "--seed",
+                seed,
+                "--json",
+                "--submission",
+                fx.join("lm-protocols/llama-40").to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        stdout_json(&out)["results"][0]["output"].clone()
+    };
+    let a = run("3");
+    assert_eq!(a["per_sample"].as_array().unwrap().len(), 4);
+    assert!(a["raw_score"].as_f64().unwrap() > 1.0);
+    assert_eq!(a, run("3"), "same seed, same draw, same numbers");
+    assert_ne!(a["per_sample"], run("4")["per_sample"], "another seed draws other rows");
+}
