@@ -15,7 +15,7 @@ type Result<T> = std::result::Result<T, LlmError>;
 
 /// Positions of queries processed together in attention, bounded so a long sequence does not
 /// allocate a `heads × T × T` score tensor at once.
-const ATTENTION_SCORE_BUDGET: usize = 1 << 26;
+const ATTENTION_SCORE_BUDGET: usize = 1 << 22;
 
 #[derive(Debug)]
 struct RmsNorm {
@@ -86,11 +86,15 @@ fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
 }
 
 impl Mlp {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Mlp::Separate { gate, up, down, act } => {
-                let g = activate(&gate.forward(x)?, *act)?;
-                Ok(down.forward(&(g * up.forward(x)?)?)?)
+                let (g, u) = (gate.forward(x)?, up.forward(x)?);
+                if *act == Activation::Silu && g.device().is_cpu() && g.dtype() == DType::F32 && !train {
+                    return Ok(down.forward(&cpu_silu_mul(&g, &u)?)?);
+                }
+                let g = activate(&g, *act)?;
+                Ok(down.forward(&(g * u)?)?)
             }
             Mlp::Fused { gate_up, down, act, inter } => {
                 let gu = gate_up.forward(x)?;
@@ -136,6 +140,14 @@ impl KvCache {
     }
 }
 
+/// How a layer's attention is masked: additive tensors, or the rules themselves (applied by the
+/// CPU softmax without materializing a mask).
+#[derive(Clone, Copy)]
+enum AttnMask<'a> {
+    Tensor(Option<&'a Tensor>),
+    Rules { offset: usize, window: Option<usize>, key_mask: Option<&'a [Vec<u8>]> },
+}
+
 /// A batch's attention masks, one per distinct sliding window, as additive `[B|1, 1, T, S]`.
 struct Masks {
     full: Option<Tensor>,
@@ -164,6 +176,8 @@ pub struct CausalLm {
     dtype: DType,
     /// Differentiable code paths (no fused kernels without backward), for training.
     train: bool,
+    /// Attention scores computed at once (elements); longer inputs go in query chunks.
+    attention_budget: usize,
 }
 
 impl CausalLm {
@@ -263,7 +277,13 @@ impl CausalLm {
             device: vb.device().clone(),
             dtype: vb.dtype(),
             train,
+            attention_budget: ATTENTION_SCORE_BUDGET,
         })
+    }
+
+    /// Sets how many attention scores are computed at once (tests force query chunking with it).
+    pub fn set_attention_budget(&mut self, elements: usize) {
+        self.attention_budget = elements.max(1);
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -335,7 +355,9 @@ impl CausalLm {
             x = x.broadcast_mul(&normalizer)?;
         }
         let rope = self.rope(offset, t)?;
-        let masks = self.masks(b, t, offset, key_mask)?;
+        // On the CPU in f32 the softmax applies the mask rules itself; elsewhere they are tensors.
+        let fused = self.device.is_cpu() && !self.train && self.dtype == DType::F32;
+        let masks = if fused { None } else { Some(self.masks(b, t, offset, key_mask)?) };
         if let Some(c) = cache.as_deref_mut() {
             if c.layers.len() != self.layers.len() {
                 c.layers = (0..self.layers.len()).map(|_| None).collect();
@@ -343,7 +365,11 @@ impl CausalLm {
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = self.layer_forward(layer, &x, &rope, masks.get(layer.window), kv)?;
+            let mask = match &masks {
+                Some(m) => AttnMask::Tensor(m.get(layer.window)),
+                None => AttnMask::Rules { offset, window: layer.window, key_mask },
+            };
+            x = self.layer_forward(layer, &x, &rope, mask, kv)?;
         }
         if let Some(c) = cache {
             c.offset += t;
@@ -356,7 +382,7 @@ impl CausalLm {
         layer: &Layer,
         x: &Tensor,
         rope: &RopeTables,
-        mask: Option<&Tensor>,
+        mask: AttnMask<'_>,
         kv: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<Tensor> {
         let residual = x;
@@ -372,7 +398,7 @@ impl CausalLm {
                 .map(|n| n.forward(&x, self.train))
                 .transpose()?
                 .unwrap_or(x.clone());
-            let f = layer.mlp.forward(&f)?;
+            let f = layer.mlp.forward(&f, self.train)?;
             let f = match &layer.post_ff_norm {
                 Some(n) => n.forward(&f, self.train)?,
                 None => f,
@@ -380,7 +406,7 @@ impl CausalLm {
             (x + f)?
         } else {
             let x = (residual + h)?;
-            let f = layer.mlp.forward(&layer.post_attn_norm.forward(&x, self.train)?)?;
+            let f = layer.mlp.forward(&layer.post_attn_norm.forward(&x, self.train)?, self.train)?;
             (x + f)?
         };
         Ok(x)
@@ -391,7 +417,7 @@ impl CausalLm {
         a: &Attention,
         x: &Tensor,
         rope: &RopeTables,
-        mask: Option<&Tensor>,
+        mask: AttnMask<'_>,
         kv: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -431,6 +457,23 @@ impl CausalLm {
         };
         let s = k.dim(2)?;
         let rep = nh / nkv;
+        let chunk = (self.attention_budget / (b * nh * s).max(1)).clamp(1, t.max(1));
+        // Grouped queries: the `rep` query heads of one key/value head are adjacent, so when all
+        // queries go at once they fold into [B, nkv, rep*T, hd] against the un-repeated keys.
+        if rep > 1 && chunk == t && !self.train {
+            let qg = q.reshape((b, nkv, rep * t, hd))?;
+            let scores = (qg.matmul(&k.t()?)? * a.scale)?;
+            let scores = match a.softcap {
+                Some(cap) => ((scores / cap)?.tanh()? * cap)?,
+                None => scores,
+            };
+            let scores = scores.to_dtype(DType::F32)?.reshape((b, nh, t, s))?;
+            let probs = self.softmax_masked(scores, mask, 0, t)?;
+            let probs = probs.to_dtype(self.dtype)?.reshape((b, nkv, rep * t, s))?;
+            let out = probs.matmul(&v)?.reshape((b, nh, t, hd))?;
+            let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+            return Ok(a.o.forward(&out)?);
+        }
         let (k, v) = if rep == 1 {
             (k, v)
         } else {
@@ -440,27 +483,24 @@ impl CausalLm {
             (expand(k)?, expand(v)?)
         };
         let kt = k.t()?;
-        let chunk = (ATTENTION_SCORE_BUDGET / (b * nh * s).max(1)).clamp(1, t.max(1));
         let mut outs = Vec::new();
         let mut start = 0;
         while start < t {
             let len = chunk.min(t - start);
             let qc = if len == t { q.clone() } else { q.narrow(2, start, len)? };
-            let mut scores = (qc.matmul(&kt)? * a.scale)?;
+            // Causality: these queries see no key after the chunk's last position.
+            let kv_len = (s - t + start + len).min(s);
+            let (kc, vc) = if kv_len == s {
+                (kt.clone(), v.clone())
+            } else {
+                (kt.narrow(3, 0, kv_len)?, v.narrow(2, 0, kv_len)?)
+            };
+            let mut scores = (qc.matmul(&kc)? * a.scale)?;
             if let Some(cap) = a.softcap {
                 scores = ((scores / cap)?.tanh()? * cap)?;
             }
-            let mut scores = scores.to_dtype(DType::F32)?;
-            if let Some(m) = mask {
-                let mc = if len == t { m.clone() } else { m.narrow(2, start, len)? };
-                scores = scores.broadcast_add(&mc)?;
-            }
-            let probs = if self.train {
-                candle_nn::ops::softmax(&scores, D::Minus1)?
-            } else {
-                candle_nn::ops::softmax_last_dim(&scores)?
-            };
-            outs.push(probs.to_dtype(self.dtype)?.matmul(&v)?);
+            let probs = self.softmax_masked(scores.to_dtype(DType::F32)?, mask, start, t)?;
+            outs.push(probs.to_dtype(self.dtype)?.matmul(&vc)?);
             start += len;
         }
         let out = if outs.len() == 1 {
@@ -470,6 +510,31 @@ impl CausalLm {
         };
         let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         Ok(a.o.forward(&out)?)
+    }
+
+    /// Softmax of f32 scores for the queries `start..start + len` of `t` under `mask`.
+    fn softmax_masked(&self, scores: Tensor, mask: AttnMask<'_>, start: usize, t: usize) -> Result<Tensor> {
+        Ok(match mask {
+            AttnMask::Rules { offset, window, key_mask } => {
+                cpu_masked_softmax(&scores, offset + start, window, key_mask)?
+            }
+            AttnMask::Tensor(m) => {
+                let (len, kv_len) = (scores.dim(2)?, scores.dim(3)?);
+                let scores = match m {
+                    Some(m) => {
+                        let m = if len == t { m.clone() } else { m.narrow(2, start, len)? };
+                        let m = if kv_len == m.dim(3)? { m } else { m.narrow(3, 0, kv_len)? };
+                        scores.broadcast_add(&m)?
+                    }
+                    None => scores,
+                };
+                if self.train {
+                    candle_nn::ops::softmax(&scores, D::Minus1)?
+                } else {
+                    candle_nn::ops::softmax_last_dim(&scores)?
+                }
+            }
+        })
     }
 
     /// Additive masks for `t` new positions after `offset` cached ones: causal, the sliding
@@ -530,25 +595,180 @@ impl CausalLm {
     /// `T × vocab` logits never exist at once. Targets equal to `u32::MAX` give 0.
     pub fn token_nll(&self, hidden: &Tensor, targets: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let (b, t, _) = hidden.dims3()?;
-        let chunk = (ATTENTION_SCORE_BUDGET / self.cfg.vocab_size.max(1)).clamp(1, t.max(1));
+        let chunk = (LOGITS_BUDGET / self.cfg.vocab_size.max(1)).clamp(1, t.max(1));
         let mut out = vec![Vec::with_capacity(t); b];
         for (row, tg) in targets.iter().enumerate().take(b) {
             let mut start = 0;
             while start < t {
                 let len = chunk.min(t - start);
                 let h = hidden.narrow(0, row, 1)?.narrow(1, start, len)?.squeeze(0)?;
-                let logp = candle_nn::ops::log_softmax(&self.logits(&h)?, D::Minus1)?;
-                let ids: Vec<u32> =
-                    tg[start..start + len].iter().map(|&x| if x == u32::MAX { 0 } else { x }).collect();
-                let idx = Tensor::from_vec(ids, (len, 1), &self.device)?;
-                let picked: Vec<f32> = logp.gather(&idx, 1)?.squeeze(1)?.to_vec1()?;
-                for (i, lp) in picked.into_iter().enumerate() {
-                    out[row].push(if tg[start + i] == u32::MAX { 0.0 } else { -lp });
-                }
+                let logits = self.logits(&h)?;
+                let tgt = &tg[start..start + len];
+                let nll = if self.device.is_cpu() && !self.train {
+                    cpu_nll(&logits, tgt)?
+                } else {
+                    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                    let ids: Vec<u32> = tgt.iter().map(|&x| if x == u32::MAX { 0 } else { x }).collect();
+                    let idx = Tensor::from_vec(ids, (len, 1), &self.device)?;
+                    let picked: Vec<f32> = logp.gather(&idx, 1)?.squeeze(1)?.to_vec1()?;
+                    picked.into_iter().map(|lp| -lp).collect()
+                };
+                out[row].extend(nll.into_iter().zip(tgt).map(|(l, &x)| if x == u32::MAX { 0.0 } else { l }));
                 start += len;
             }
         }
         Ok(out)
+    }
+}
+
+/// Elements of one logits chunk: small enough that the allocator reuses the buffer instead of
+/// mapping fresh pages for every chunk.
+const LOGITS_BUDGET: usize = 1 << 22;
+
+/// `-log_softmax(logits)[i, target[i]]` for each row, on the CPU, rows in parallel: one pass for
+/// the maximum, one for the sum of exponentials (a vectorizable exp, relative error < 2e-7).
+fn cpu_nll(logits: &Tensor, targets: &[u32]) -> Result<Vec<f32>> {
+    use rayon::prelude::*;
+    let logits = logits.contiguous()?;
+    let (rows, v) = logits.dims2()?;
+    let (storage, layout) = logits.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        return Err(LlmError::Device("cpu_nll on a non-CPU tensor".into()));
+    };
+    let data = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + rows * v];
+    let out: Vec<f32> = data
+        .par_chunks(v)
+        .zip(targets.par_iter())
+        .map(|(row, &t)| {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let mut lanes = [0f32; 8];
+            let mut chunks = row.chunks_exact(8);
+            for c in &mut chunks {
+                for k in 0..8 {
+                    lanes[k] += exp_approx(c[k] - max);
+                }
+            }
+            let mut sum: f32 = lanes.iter().sum();
+            for &x in chunks.remainder() {
+                sum += exp_approx(x - max);
+            }
+            let picked = row.get(t as usize).copied().unwrap_or(max);
+            max + sum.ln() - picked
+        })
+        .collect();
+    Ok(out)
+}
+
+/// Softmax over the last dim of `scores` (`[B, H, T, S]`, f32) under the mask rules of
+/// [`CausalLm::masks`] (causal from `q_offset`, sliding window, padded keys; a query always sees
+/// itself): masked entries are exactly 0, as with an additive `-inf` mask.
+fn cpu_masked_softmax(
+    scores: &Tensor,
+    q_offset: usize,
+    window: Option<usize>,
+    key_mask: Option<&[Vec<u8>]>,
+) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let scores = scores.contiguous()?;
+    let (b, h, t, s) = scores.dims4()?;
+    let (storage, layout) = scores.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        return Err(LlmError::Device("cpu_masked_softmax on a non-CPU tensor".into()));
+    };
+    let data = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + b * h * t * s];
+    let mut out = vec![0f32; data.len()];
+    out.par_chunks_mut(s).zip(data.par_chunks(s)).enumerate().for_each(|(r, (dst, src))| {
+        let i = r % t;
+        let batch = r / (t * h);
+        let qpos = q_offset + i;
+        let lo = window.map_or(0, |w| (qpos + 1).saturating_sub(w));
+        let hi = (qpos + 1).min(s);
+        let allowed = |j: usize| key_mask.is_none_or(|km| km[batch][j] != 0 || j == qpos);
+        let mut max = f32::NEG_INFINITY;
+        for j in lo..hi {
+            if allowed(j) {
+                max = max.max(src[j]);
+            }
+        }
+        let mut sum = 0f32;
+        for j in lo..hi {
+            if allowed(j) {
+                let e = exp_approx(src[j] - max);
+                dst[j] = e;
+                sum += e;
+            }
+        }
+        let inv = 1.0 / sum;
+        for d in &mut dst[lo..hi] {
+            *d *= inv;
+        }
+    });
+    drop(storage);
+    Ok(Tensor::from_vec(out, (b, h, t, s), scores.device())?)
+}
+
+/// `silu(g) * u` elementwise on the CPU (f32), in parallel, with [`exp_approx`].
+fn cpu_silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let (g, u) = (g.contiguous()?, u.contiguous()?);
+    let n = g.elem_count();
+    let (gs, gl) = g.storage_and_layout();
+    let (us, ul) = u.storage_and_layout();
+    let (candle_core::Storage::Cpu(gc), candle_core::Storage::Cpu(uc)) = (&*gs, &*us) else {
+        return Err(LlmError::Device("cpu_silu_mul on a non-CPU tensor".into()));
+    };
+    let gd = &gc.as_slice::<f32>()?[gl.start_offset()..gl.start_offset() + n];
+    let ud = &uc.as_slice::<f32>()?[ul.start_offset()..ul.start_offset() + n];
+    let mut out = vec![0f32; n];
+    out.par_chunks_mut(4096).zip(gd.par_chunks(4096).zip(ud.par_chunks(4096))).for_each(|(o, (gg, uu))| {
+        for ((o, &x), &y) in o.iter_mut().zip(gg).zip(uu) {
+            // silu(x) = x / (1 + e^-x); exp_approx takes x <= 0, so use e^-|x| and symmetry.
+            let e = exp_approx(-x.abs());
+            let sig = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            *o = x * sig * y;
+        }
+    });
+    drop((gs, us));
+    Ok(Tensor::from_vec(out, g.shape().clone(), g.device())?)
+}
+
+/// `exp(x)` for `x <= 0` (arguments below -87 give ~0): range reduction by ln 2 with rounding
+/// through the 1.5·2^23 trick, a degree-7 Taylor polynomial, and the exponent set by bits. Plain
+/// arithmetic only, so the compiler vectorizes it.
+#[inline(always)]
+fn exp_approx(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.max(-87.0);
+    let k = (x * LOG2E + ROUND) - ROUND;
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let p = 1.0 / 5040.0;
+    let p = p * r + 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    p * scale
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exp_approx_is_accurate_over_the_range_used() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let want = (x as f64).exp();
+            let got = super::exp_approx(x) as f64;
+            worst = worst.max((got - want).abs() / want);
+            x += 0.001_37;
+        }
+        assert!(worst < 2e-7, "worst relative error {worst:e}");
     }
 }
 

@@ -429,3 +429,16 @@ pub fn reference_pairs(seed: u64, count: usize) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Writes config.json and a randomly initialised model.safetensors (no tokenizer): a model of
+/// any size for benchmarks.
+pub fn write_random_model(dir: &Path, spec: &TinySpec, seed: u64) -> Result<ModelConfig, LlmError> {
+    let io = |e: std::io::Error| LlmError::Input(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let config = spec.config_json();
+    let cfg = ModelConfig::from_json(&config)?;
+    init_vars(&cfg, seed)?.save(dir.join("model.safetensors"))?;
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap_or_default() + "\n")
+        .map_err(io)?;
+    Ok(cfg)
+}

@@ -80,8 +80,16 @@ fn logits_match_transformers_in_f32() {
 
 #[test]
 fn padded_batches_with_masks_match_transformers() {
-    for fam in FAMILIES {
+    for (fam, dtype) in FAMILIES.iter().flat_map(|f| [(*f, DType::F32), (*f, DType::F64)]) {
         let (model, exp) = load(fam);
+        // f64 takes the additive-mask path, f32 on the CPU the fused masked softmax.
+        let dir = fixtures().join(fam);
+        let model = if dtype == DType::F32 {
+            model
+        } else {
+            let cfg = ModelConfig::from_file(&dir.join("config.json")).unwrap();
+            arena_llm::weights::WeightFiles::open(&dir).unwrap().build(&cfg, dtype, &Device::Cpu).unwrap()
+        };
         let seqs: Vec<Vec<u32>> = exp["sequences"].as_array().unwrap().iter().map(ids_of).collect();
         let t = seqs.iter().map(Vec::len).max().unwrap();
         let mut flat = Vec::new();
@@ -102,7 +110,10 @@ fn padded_batches_with_masks_match_transformers() {
         for (i, s) in seqs.iter().enumerate() {
             let got: f64 = nll[i].iter().map(|&x| x as f64).sum::<f64>() / (s.len() - 1) as f64;
             let want = exp["padded_losses"][i].as_f64().unwrap();
-            assert!(rel(got, want) <= 1e-4, "{fam} padded seq {i}: arena {got} transformers {want}");
+            assert!(
+                rel(got, want) <= 1e-4,
+                "{fam} {dtype:?} padded seq {i}: arena {got} transformers {want}"
+            );
         }
     }
 }
@@ -166,5 +177,38 @@ fn parameter_count_matches_the_checkpoint() {
             stored >= implied && stored - implied < 2048,
             "{fam}: implied {implied}, file holds ~{stored}"
         );
+    }
+}
+
+fn logits_of(model: &CausalLm, ids: &[u32]) -> Vec<Vec<f32>> {
+    let t = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &Device::Cpu).unwrap();
+    model.forward(&t, None).unwrap().squeeze(0).unwrap().to_dtype(DType::F32).unwrap().to_vec2().unwrap()
+}
+
+fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
+    for (p, (x, y)) in a.iter().zip(b).enumerate() {
+        for (u, w) in x.iter().zip(y) {
+            assert!((u - w).abs() <= tol * w.abs().max(1.0), "{what} position {p}: {u} vs {w}");
+        }
+    }
+}
+
+/// A long input (past every sliding window) in one pass, in query chunks of every size, and
+/// through the tensor-mask path (f64) all give the same logits.
+#[test]
+fn chunked_attention_and_both_mask_paths_agree() {
+    let ids: Vec<u32> = (0..150).map(|i| ((i * 37 + 11) % 96) as u32).collect();
+    for fam in FAMILIES {
+        let dir = fixtures().join(fam);
+        let cfg = ModelConfig::from_file(&dir.join("config.json")).unwrap();
+        let files = arena_llm::weights::WeightFiles::open(&dir).unwrap();
+        let mut model = files.build(&cfg, DType::F32, &Device::Cpu).unwrap();
+        let whole = logits_of(&model, &ids);
+        for budget in [1, 4 * 150 * 7, 4 * 150 * 64] {
+            model.set_attention_budget(budget);
+            assert_close(&logits_of(&model, &ids), &whole, 1e-4, &format!("{fam} budget {budget}"));
+        }
+        let f64_model = files.build(&cfg, DType::F64, &Device::Cpu).unwrap();
+        assert_close(&logits_of(&f64_model, &ids), &whole, 1e-4, &format!("{fam} tensor masks"));
     }
 }
