@@ -85,6 +85,7 @@ print(t["dataset"])
 PY
 )
   "$arena" eval --plugin perplexity --task "$task" --params "$work/llm-$task.params.json" --samples "$dataset" \
+    --competition competitions/demo-llm.toml \
     --isolated --timeout 300 --memory 8GiB "${subs[@]}" --json > "$work/llm-$task.json" || true
 done
 # Raw scores of both competitions for one `arena score` call: the language models are uids 4 to 7.

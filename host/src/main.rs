@@ -9,7 +9,7 @@ use arena_host::datasets;
 use arena_host::dryrun::{self, RawScores, State};
 use arena_host::inputs::{json_arg, parse_size, read_samples, submission};
 use arena_host::isolate::{FnProgress, Supervisor};
-use arena_host::job::{Job, JobFailure, JobLimits, run_in_process};
+use arena_host::job::{FailureKind, Job, JobFailure, JobLimits, run_in_process};
 use arena_host::plugins::{self, LoadedPlugin, PluginLoadError};
 use arena_host::{cancel, diag};
 use arena_plugin_api::{Device, EvalOutput, EvalRequest, Limits, Sample, TaskSpec};
@@ -163,6 +163,10 @@ struct EvalArgs {
     /// them, or a hub dataset hf://datasets/OWNER/NAME[@REVISION][/PATH] (read from the hub cache)
     #[arg(long, value_name = "DATASET")]
     samples: Option<String>,
+    /// Check each submission against this competition's model constraints (config.json and
+    /// safetensors headers only) before its job; a violation fails the job without running the plugin
+    #[arg(long, value_name = "COMPETITION.toml")]
+    competition: Option<PathBuf>,
     /// Draw this many samples: Python's shuffle of the rows seeded by --seed, then the first N
     #[arg(long, value_name = "N", conflicts_with = "sample_pages")]
     sample_rows: Option<usize>,
@@ -356,6 +360,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let task = TaskSpec { kind: args.task.clone(), params, device: args.device, seed: args.seed };
     let supervisor = if args.isolated { Some(Supervisor::current_exe()?) } else { None };
+    let constraints = args.competition.as_deref().map(competition_constraints).transpose()?;
 
     let mut results = Vec::new();
     let mut failed = 0usize;
@@ -391,9 +396,11 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(msg.to_string());
         });
         let start = Instant::now();
-        let outcome = match &supervisor {
-            Some(s) => s.run(&job, limits, &progress),
-            None => run_in_process(&job, &progress),
+        let refused = constraints.as_ref().and_then(|c| constraint_failure(&job.request.submission.path, c));
+        let outcome = match (refused, &supervisor) {
+            (Some(f), _) => Err(f),
+            (None, Some(s)) => s.run(&job, limits, &progress),
+            (None, None) => run_in_process(&job, &progress),
         };
         bar.finish_and_clear();
         let wall_ms = start.elapsed().as_millis() as u64;
@@ -532,17 +539,35 @@ fn schema(kind: SchemaKind) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn model_inspect(dir: &Path, competition: Option<PathBuf>, as_json: bool) -> anyhow::Result<ExitCode> {
-    let constraints = match &competition {
-        None => None,
-        Some(path) => match arena_host::checker::load_competitions(std::slice::from_ref(path)) {
-            Ok(mut c) => Some(c.remove(0).constraints),
-            Err(outcome) => {
-                eprint!("{}", diag::render(&outcome.diagnostics, &outcome.sources, false));
-                anyhow::bail!("the competition file has errors (see `arena check`)");
+/// A competition file's model constraints (its errors rendered as `arena check` does).
+fn competition_constraints(path: &Path) -> anyhow::Result<arena_host::config::Constraints> {
+    match arena_host::checker::load_competitions(&[path.to_path_buf()]) {
+        Ok(mut c) => Ok(c.remove(0).constraints),
+        Err(outcome) => {
+            eprint!("{}", diag::render(&outcome.diagnostics, &outcome.sources, false));
+            anyhow::bail!("the competition file has errors (see `arena check`)");
+        }
+    }
+}
+
+/// Why a submission fails a competition's model constraints, read from its config.json and
+/// safetensors headers (no weights loaded); `None` when it meets them.
+fn constraint_failure(dir: &Path, c: &arena_host::config::Constraints) -> Option<JobFailure> {
+    let reason = match arena_host::model::inspect(dir) {
+        Err(e) => e.to_string(),
+        Ok(summary) => {
+            let v = arena_host::model::violations(&summary, c);
+            if v.is_empty() {
+                return None;
             }
-        },
+            v.join("; ")
+        }
     };
+    Some(JobFailure::new(FailureKind::InvalidSubmission, format!("model constraints: {reason}")))
+}
+
+fn model_inspect(dir: &Path, competition: Option<PathBuf>, as_json: bool) -> anyhow::Result<ExitCode> {
+    let constraints = competition.as_deref().map(competition_constraints).transpose()?;
     let summary = arena_host::model::inspect(dir);
     let violations = match (&summary, &constraints) {
         (Ok(s), Some(c)) => arena_host::model::violations(s, c),

@@ -84,3 +84,31 @@ fn samples_come_from_parquet_with_a_seeded_draw() {
     assert_eq!(a, run("3"), "same seed, same draw, same numbers");
     assert_ne!(a["per_sample"], run("4")["per_sample"], "another seed draws other rows");
 }
+
+#[test]
+fn model_constraints_are_checked_before_the_plugin_runs() {
+    let fx = repo_root().join("tests/fixtures");
+    let out = eval(
+        &perplexity_plugin(),
+        "heldout_ppl",
+        &[
+            "--competition",
+            repo_root().join("competitions/demo-llm.toml").to_str().unwrap(),
+            "--samples",
+            fx.join("lm-protocols/docs.jsonl").to_str().unwrap(),
+            "--json",
+            "--submission",
+            fx.join("lm-protocols/llama-40").to_str().unwrap(),
+            "--submission",
+            fx.join("llm/gemma2").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["results"][0]["status"], "ok", "{v}");
+    let f = &v["results"][1]["failure"];
+    assert_eq!(f["kind"], "invalid_submission");
+    let msg = f["message"].as_str().unwrap();
+    // Refused by the host: the plugin would have failed on the missing tokenizer instead.
+    assert!(msg.starts_with("model constraints:") && msg.contains("Gemma2ForCausalLM"), "{msg}");
+}
