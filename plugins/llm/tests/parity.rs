@@ -212,3 +212,22 @@ fn chunked_attention_and_both_mask_paths_agree() {
         assert_close(&logits_of(&f64_model, &ids), &whole, 1e-4, &format!("{fam} tensor masks"));
     }
 }
+
+/// bf16 and f16 weights and activations (norms and softmax in f32, as transformers does) stay
+/// within the precision of the format of the f32 losses.
+#[test]
+fn half_precision_losses_are_close_to_f32() {
+    for fam in FAMILIES {
+        let dir = fixtures().join(fam);
+        let cfg = ModelConfig::from_file(&dir.join("config.json")).unwrap();
+        let files = arena_llm::weights::WeightFiles::open(&dir).unwrap();
+        let (f32_model, exp) = load(fam);
+        let ids = ids_of(&exp["sequences"][0]);
+        let want = mean_loss(&f32_model, &ids);
+        for dtype in [DType::BF16, DType::F16] {
+            let m = files.build(&cfg, dtype, &Device::Cpu).unwrap();
+            let got = mean_loss(&m, &ids);
+            assert!(rel(got, want) < 2e-2, "{fam} {dtype:?}: {got} vs f32 {want}");
+        }
+    }
+}
