@@ -14,7 +14,7 @@ dest="${1:-/opt/cuda13}"
 venv="$dest/.wheels"
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q "nvidia-cuda-nvcc==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-crt==13.0.*" \
-  "nvidia-cublas==13.*" "nvidia-curand==10.*"
+  "nvidia-cuda-cccl==13.0.*" "nvidia-nvvm==13.0.*" "nvidia-cuda-nvrtc==13.0.*" "nvidia-cublas==13.0.*" "nvidia-curand==10.*"
 n=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13"))')
 mkdir -p "$dest/lib64"
 for d in bin include nvvm; do ln -sfn "$n/$d" "$dest/$d"; done

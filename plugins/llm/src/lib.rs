@@ -12,6 +12,7 @@
 
 pub mod chat;
 pub mod config;
+mod cpu;
 pub mod generate;
 pub mod model;
 pub mod protocols;

@@ -10,6 +10,7 @@ use candle_nn::{Linear, VarBuilder};
 
 use crate::LlmError;
 use crate::config::{Activation, Family, ModelConfig, RopeScaling};
+use crate::cpu;
 
 type Result<T> = std::result::Result<T, LlmError>;
 
@@ -91,7 +92,7 @@ impl Mlp {
             Mlp::Separate { gate, up, down, act } => {
                 let (g, u) = (gate.forward(x)?, up.forward(x)?);
                 if *act == Activation::Silu && g.device().is_cpu() && g.dtype() == DType::F32 && !train {
-                    return Ok(down.forward(&cpu_silu_mul(&g, &u)?)?);
+                    return Ok(down.forward(&cpu::silu_mul(&g, &u)?)?);
                 }
                 let g = activate(&g, *act)?;
                 Ok(down.forward(&(g * u)?)?)
@@ -141,7 +142,7 @@ impl KvCache {
 }
 
 /// How a layer's attention is masked: additive tensors, or the rules themselves (applied by the
-/// CPU softmax without materializing a mask).
+/// fused CPU attention without materializing a mask).
 #[derive(Clone, Copy)]
 enum AttnMask<'a> {
     Tensor(Option<&'a Tensor>),
@@ -455,6 +456,12 @@ impl CausalLm {
             }
             None => (k, v),
         };
+        if let AttnMask::Rules { offset, window, key_mask } = mask {
+            let rules = cpu::MaskRules { q_offset: offset, window, key_mask };
+            let out = cpu::attention(&q, &k, &v, a.scale as f32, a.softcap.map(|c| c as f32), rules)?;
+            return Ok(a.o.forward(&out)?);
+        }
+        let AttnMask::Tensor(mask) = mask else { unreachable!("handled above") };
         let s = k.dim(2)?;
         let rep = nh / nkv;
         let chunk = (self.attention_budget / (b * nh * s).max(1)).clamp(1, t.max(1));
@@ -513,27 +520,26 @@ impl CausalLm {
     }
 
     /// Softmax of f32 scores for the queries `start..start + len` of `t` under `mask`.
-    fn softmax_masked(&self, scores: Tensor, mask: AttnMask<'_>, start: usize, t: usize) -> Result<Tensor> {
-        Ok(match mask {
-            AttnMask::Rules { offset, window, key_mask } => {
-                cpu_masked_softmax(&scores, offset + start, window, key_mask)?
+    fn softmax_masked(
+        &self,
+        scores: Tensor,
+        mask: Option<&Tensor>,
+        start: usize,
+        t: usize,
+    ) -> Result<Tensor> {
+        let (len, kv_len) = (scores.dim(2)?, scores.dim(3)?);
+        let scores = match mask {
+            Some(m) => {
+                let m = if len == t { m.clone() } else { m.narrow(2, start, len)? };
+                let m = if kv_len == m.dim(3)? { m } else { m.narrow(3, 0, kv_len)? };
+                scores.broadcast_add(&m)?
             }
-            AttnMask::Tensor(m) => {
-                let (len, kv_len) = (scores.dim(2)?, scores.dim(3)?);
-                let scores = match m {
-                    Some(m) => {
-                        let m = if len == t { m.clone() } else { m.narrow(2, start, len)? };
-                        let m = if kv_len == m.dim(3)? { m } else { m.narrow(3, 0, kv_len)? };
-                        scores.broadcast_add(&m)?
-                    }
-                    None => scores,
-                };
-                if self.train {
-                    candle_nn::ops::softmax(&scores, D::Minus1)?
-                } else {
-                    candle_nn::ops::softmax_last_dim(&scores)?
-                }
-            }
+            None => scores,
+        };
+        Ok(if self.train {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
         })
     }
 
@@ -595,7 +601,7 @@ impl CausalLm {
     /// `T × vocab` logits never exist at once. Targets equal to `u32::MAX` give 0.
     pub fn token_nll(&self, hidden: &Tensor, targets: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let (b, t, _) = hidden.dims3()?;
-        let chunk = (LOGITS_BUDGET / self.cfg.vocab_size.max(1)).clamp(1, t.max(1));
+        let chunk = (cpu::LOGITS_BUDGET / self.cfg.vocab_size.max(1)).clamp(1, t.max(1));
         let mut out = vec![Vec::with_capacity(t); b];
         for (row, tg) in targets.iter().enumerate().take(b) {
             let mut start = 0;
@@ -605,7 +611,7 @@ impl CausalLm {
                 let logits = self.logits(&h)?;
                 let tgt = &tg[start..start + len];
                 let nll = if self.device.is_cpu() && !self.train {
-                    cpu_nll(&logits, tgt)?
+                    cpu::nll(&logits, tgt)?
                 } else {
                     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
                     let ids: Vec<u32> = tgt.iter().map(|&x| if x == u32::MAX { 0 } else { x }).collect();
@@ -618,157 +624,6 @@ impl CausalLm {
             }
         }
         Ok(out)
-    }
-}
-
-/// Elements of one logits chunk: small enough that the allocator reuses the buffer instead of
-/// mapping fresh pages for every chunk.
-const LOGITS_BUDGET: usize = 1 << 22;
-
-/// `-log_softmax(logits)[i, target[i]]` for each row, on the CPU, rows in parallel: one pass for
-/// the maximum, one for the sum of exponentials (a vectorizable exp, relative error < 2e-7).
-fn cpu_nll(logits: &Tensor, targets: &[u32]) -> Result<Vec<f32>> {
-    use rayon::prelude::*;
-    let logits = logits.contiguous()?;
-    let (rows, v) = logits.dims2()?;
-    let (storage, layout) = logits.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        return Err(LlmError::Device("cpu_nll on a non-CPU tensor".into()));
-    };
-    let data = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + rows * v];
-    let out: Vec<f32> = data
-        .par_chunks(v)
-        .zip(targets.par_iter())
-        .map(|(row, &t)| {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            let mut lanes = [0f32; 8];
-            let mut chunks = row.chunks_exact(8);
-            for c in &mut chunks {
-                for k in 0..8 {
-                    lanes[k] += exp_approx(c[k] - max);
-                }
-            }
-            let mut sum: f32 = lanes.iter().sum();
-            for &x in chunks.remainder() {
-                sum += exp_approx(x - max);
-            }
-            let picked = row.get(t as usize).copied().unwrap_or(max);
-            max + sum.ln() - picked
-        })
-        .collect();
-    Ok(out)
-}
-
-/// Softmax over the last dim of `scores` (`[B, H, T, S]`, f32) under the mask rules of
-/// [`CausalLm::masks`] (causal from `q_offset`, sliding window, padded keys; a query always sees
-/// itself): masked entries are exactly 0, as with an additive `-inf` mask.
-fn cpu_masked_softmax(
-    scores: &Tensor,
-    q_offset: usize,
-    window: Option<usize>,
-    key_mask: Option<&[Vec<u8>]>,
-) -> Result<Tensor> {
-    use rayon::prelude::*;
-    let scores = scores.contiguous()?;
-    let (b, h, t, s) = scores.dims4()?;
-    let (storage, layout) = scores.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        return Err(LlmError::Device("cpu_masked_softmax on a non-CPU tensor".into()));
-    };
-    let data = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + b * h * t * s];
-    let mut out = vec![0f32; data.len()];
-    out.par_chunks_mut(s).zip(data.par_chunks(s)).enumerate().for_each(|(r, (dst, src))| {
-        let i = r % t;
-        let batch = r / (t * h);
-        let qpos = q_offset + i;
-        let lo = window.map_or(0, |w| (qpos + 1).saturating_sub(w));
-        let hi = (qpos + 1).min(s);
-        let allowed = |j: usize| key_mask.is_none_or(|km| km[batch][j] != 0 || j == qpos);
-        let mut max = f32::NEG_INFINITY;
-        for j in lo..hi {
-            if allowed(j) {
-                max = max.max(src[j]);
-            }
-        }
-        let mut sum = 0f32;
-        for j in lo..hi {
-            if allowed(j) {
-                let e = exp_approx(src[j] - max);
-                dst[j] = e;
-                sum += e;
-            }
-        }
-        let inv = 1.0 / sum;
-        for d in &mut dst[lo..hi] {
-            *d *= inv;
-        }
-    });
-    drop(storage);
-    Ok(Tensor::from_vec(out, (b, h, t, s), scores.device())?)
-}
-
-/// `silu(g) * u` elementwise on the CPU (f32), in parallel, with [`exp_approx`].
-fn cpu_silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
-    use rayon::prelude::*;
-    let (g, u) = (g.contiguous()?, u.contiguous()?);
-    let n = g.elem_count();
-    let (gs, gl) = g.storage_and_layout();
-    let (us, ul) = u.storage_and_layout();
-    let (candle_core::Storage::Cpu(gc), candle_core::Storage::Cpu(uc)) = (&*gs, &*us) else {
-        return Err(LlmError::Device("cpu_silu_mul on a non-CPU tensor".into()));
-    };
-    let gd = &gc.as_slice::<f32>()?[gl.start_offset()..gl.start_offset() + n];
-    let ud = &uc.as_slice::<f32>()?[ul.start_offset()..ul.start_offset() + n];
-    let mut out = vec![0f32; n];
-    out.par_chunks_mut(4096).zip(gd.par_chunks(4096).zip(ud.par_chunks(4096))).for_each(|(o, (gg, uu))| {
-        for ((o, &x), &y) in o.iter_mut().zip(gg).zip(uu) {
-            // silu(x) = x / (1 + e^-x); exp_approx takes x <= 0, so use e^-|x| and symmetry.
-            let e = exp_approx(-x.abs());
-            let sig = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-            *o = x * sig * y;
-        }
-    });
-    drop((gs, us));
-    Ok(Tensor::from_vec(out, g.shape().clone(), g.device())?)
-}
-
-/// `exp(x)` for `x <= 0` (arguments below -87 give ~0): range reduction by ln 2 with rounding
-/// through the 1.5·2^23 trick, a degree-7 Taylor polynomial, and the exponent set by bits. Plain
-/// arithmetic only, so the compiler vectorizes it.
-#[inline(always)]
-fn exp_approx(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.max(-87.0);
-    let k = (x * LOG2E + ROUND) - ROUND;
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.0 / 5040.0;
-    let p = p * r + 1.0 / 720.0;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
-    p * scale
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn exp_approx_is_accurate_over_the_range_used() {
-        let mut worst = 0f64;
-        let mut x = -87.0f32;
-        while x <= 0.0 {
-            let want = (x as f64).exp();
-            let got = super::exp_approx(x) as f64;
-            worst = worst.max((got - want).abs() / want);
-            x += 0.001_37;
-        }
-        assert!(worst < 2e-7, "worst relative error {worst:e}");
     }
 }
 
