@@ -134,7 +134,7 @@ pub fn train_tokenizer(docs: &[String], vocab_size: usize, add_bos: bool) -> Res
         let split =
             Split::new(SplitPattern::Regex(QWEN2_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
                 .map_err(terr)?;
-        tok.with_normalizer(Some(NFC));
+        tok.with_normalizer(Some(NFC)).map_err(terr)?;
         tok.with_pre_tokenizer(Some(Sequence::new(vec![
             split.into(),
             ByteLevel::new(false, false, false).into(),
