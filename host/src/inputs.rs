@@ -23,22 +23,8 @@ pub fn json_arg(arg: &str) -> anyhow::Result<Value> {
 /// `{"data": …, "files": [...]}` or any other JSON value (taken as `data`). Relative file paths
 /// are resolved against the samples file's directory.
 pub fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read samples file {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let values: Vec<Value> = if text.trim_start().starts_with('[') {
-        serde_json::from_str(&text).with_context(|| format!("{}: not a JSON array", path.display()))?
-    } else {
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    values
+    crate::datasets::read_rows(path)?
         .into_iter()
         .enumerate()
         .map(|(i, v)| sample_from(v, base).with_context(|| format!("{}: sample {i}", path.display())))
