@@ -41,7 +41,7 @@ impl MaskRules<'_> {
 }
 
 const QB: usize = 64;
-const KB: usize = 128;
+const KB: usize = 256;
 
 /// Attention for `q` `[B, H, T, D]`, `k` and `v` `[B, KV, S, D]` (H a multiple of KV; query head
 /// `h` uses key/value head `h / (H / KV)`), scores scaled by `scale` and soft-capped by `softcap`,
