@@ -80,8 +80,11 @@ fn schema<T: JsonSchema>() -> serde_json::Value {
 impl Plugin for PerplexityPlugin {
     fn info() -> PluginInfo {
         // CUDA only in builds with the `cuda` feature, so the host refuses `--device cuda` up front.
-        let devices =
-            if cfg!(feature = "cuda") { vec![DeviceKind::Cpu, DeviceKind::Cuda] } else { vec![DeviceKind::Cpu] };
+        let devices = if cfg!(feature = "cuda") {
+            vec![DeviceKind::Cpu, DeviceKind::Cuda]
+        } else {
+            vec![DeviceKind::Cpu]
+        };
         let kind = |name: &str, description: &str, params_schema| TaskKindInfo {
             name: name.into(),
             description: description.into(),
