@@ -31,15 +31,6 @@ pub(crate) struct MaskRules<'a> {
     pub key_mask: Option<&'a [Vec<u8>]>,
 }
 
-impl MaskRules<'_> {
-    #[inline]
-    fn allowed(&self, batch: usize, qpos: usize, j: usize) -> bool {
-        j <= qpos
-            && self.window.is_none_or(|w| qpos - j < w)
-            && self.key_mask.is_none_or(|km| km[batch][j] != 0 || j == qpos)
-    }
-}
-
 const QB: usize = 64;
 const KB: usize = 256;
 
@@ -146,26 +137,40 @@ fn attend_block(
         for i in 0..rows {
             let qpos = first_q + i;
             let row = &mut sc[i * cols..(i + 1) * cols];
-            let mut bmax = f32::NEG_INFINITY;
-            for (c, x) in row.iter_mut().enumerate() {
-                if rules.allowed(batch, qpos, j0 + c) {
-                    if let Some(cap) = softcap {
-                        *x = (*x / cap).tanh() * cap;
+            // Causality and the window allow one contiguous run of this block's keys.
+            let lo = rules.window.map_or(0, |w| (qpos + 1).saturating_sub(w)).max(j0) - j0;
+            let hi = ((qpos + 1).min(j0 + cols)).saturating_sub(j0);
+            if lo >= hi {
+                row.fill(0.0);
+                continue;
+            }
+            row[..lo].fill(0.0);
+            row[hi..].fill(0.0);
+            let run = &mut row[lo..hi];
+            if let Some(cap) = softcap {
+                run.iter_mut().for_each(|x| *x = (*x / cap).tanh() * cap);
+            }
+            if let Some(km) = rules.key_mask {
+                for (c, x) in run.iter_mut().enumerate() {
+                    let j = j0 + lo + c;
+                    if km[batch][j] == 0 && j != qpos {
+                        *x = f32::NEG_INFINITY;
                     }
-                    bmax = bmax.max(*x);
-                } else {
-                    *x = f32::NEG_INFINITY;
                 }
             }
+            let bmax = max_of(run);
             if bmax == f32::NEG_INFINITY {
-                row.iter_mut().for_each(|x| *x = 0.0);
+                run.fill(0.0);
                 continue;
             }
             let m_new = m[i].max(bmax);
-            let mut sum = 0f32;
-            for x in row.iter_mut() {
-                *x = if *x == f32::NEG_INFINITY { 0.0 } else { exp_approx(*x - m_new) };
-                sum += *x;
+            let sum = exp_shift_sum(run, m_new);
+            if rules.key_mask.is_some() {
+                run.iter_mut().for_each(|x| {
+                    if *x < f32::MIN_POSITIVE {
+                        *x = 0.0;
+                    }
+                });
             }
             let correction = if m[i] == f32::NEG_INFINITY { 0.0 } else { exp_approx(m[i] - m_new) };
             l[i] = l[i] * correction + sum;
@@ -227,7 +232,7 @@ pub(crate) fn nll(logits: &Tensor, targets: &[u32]) -> Result<Vec<f32>> {
         .par_chunks(v)
         .zip(targets.par_iter())
         .map(|(row, &t)| {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let max = max_of(row);
             let mut lanes = [0f32; 8];
             let mut chunks = row.chunks_exact(8);
             for c in &mut chunks {
@@ -269,6 +274,40 @@ pub(crate) fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     });
     drop((gs, us));
     Ok(Tensor::from_vec(out, g.shape().clone(), g.device())?)
+}
+
+/// The maximum of `xs` (8 lanes, so it vectorizes).
+fn max_of(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            lanes[k] = if c[k] > lanes[k] { c[k] } else { lanes[k] };
+        }
+    }
+    let mut m = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    for l in lanes {
+        m = if l > m { l } else { m };
+    }
+    m
+}
+
+/// Replaces each `x` by `exp(x - shift)` and returns their sum (8 lanes).
+fn exp_shift_sum(xs: &mut [f32], shift: f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = xs.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            c[k] = exp_approx(c[k] - shift);
+            lanes[k] += c[k];
+        }
+    }
+    let mut sum: f32 = 0.0;
+    for x in chunks.into_remainder() {
+        *x = exp_approx(*x - shift);
+        sum += *x;
+    }
+    sum + lanes.iter().sum::<f32>()
 }
 
 /// `exp(x)` for `x <= 0` (arguments below -87 give ~0): range reduction by ln 2 with rounding
