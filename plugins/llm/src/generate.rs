@@ -66,10 +66,10 @@ pub fn apply_repetition_penalty(logits: &mut [f32], seen: &[u32], penalty: f32) 
     }
     let mut done = std::collections::HashSet::new();
     for &t in seen {
-        if let Some(x) = logits.get_mut(t as usize) {
-            if done.insert(t) {
-                *x = if *x < 0.0 { *x * penalty } else { *x / penalty };
-            }
+        if let Some(x) = logits.get_mut(t as usize)
+            && done.insert(t)
+        {
+            *x = if *x < 0.0 { *x * penalty } else { *x / penalty };
         }
     }
 }

@@ -344,10 +344,10 @@ impl CausalLm {
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.offset);
-        if let Some(km) = key_mask {
-            if km.len() != b || km.iter().any(|r| r.len() != offset + t) {
-                return Err(LlmError::Input("attention mask shape differs from the input ids".into()));
-            }
+        if let Some(km) = key_mask
+            && (km.len() != b || km.iter().any(|r| r.len() != offset + t))
+        {
+            return Err(LlmError::Input("attention mask shape differs from the input ids".into()));
         }
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
         if self.cfg.gemma.is_some() {
@@ -359,10 +359,10 @@ impl CausalLm {
         // On the CPU in f32 the softmax applies the mask rules itself; elsewhere they are tensors.
         let fused = self.device.is_cpu() && !self.train && self.dtype == DType::F32;
         let masks = if fused { None } else { Some(self.masks(b, t, offset, key_mask)?) };
-        if let Some(c) = cache.as_deref_mut() {
-            if c.layers.len() != self.layers.len() {
-                c.layers = (0..self.layers.len()).map(|_| None).collect();
-            }
+        if let Some(c) = cache.as_deref_mut()
+            && c.layers.len() != self.layers.len()
+        {
+            c.layers = (0..self.layers.len()).map(|_| None).collect();
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[i]);
@@ -642,7 +642,8 @@ fn inv_freq(cfg: &ModelConfig) -> Vec<f32> {
                 .map(|f| {
                     let wavelen = 2.0 * std::f32::consts::PI / f;
                     let scaled = if wavelen > low_wavelen { f / factor } else { f };
-                    let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+                    // transformers: neither high- nor low-frequency (finite wavelengths).
+                    let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
                     if medium {
                         let smooth = (original_max_position / wavelen - low_freq_factor)
                             / (high_freq_factor - low_freq_factor);

@@ -54,7 +54,7 @@ pub fn document(rng: &mut SplitMix64) -> String {
     let n = 3 + (rng.next_u64() % 6) as usize;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let s = if rng.next_u64() % 3 == 0 {
+        let s = if rng.next_u64().is_multiple_of(3) {
             let name = pick(rng, &NAME);
             let thing = pick(rng, &THING);
             let a = rng.next_u64() % 10;
@@ -286,6 +286,7 @@ pub fn init_vars(cfg: &ModelConfig, seed: u64) -> Result<VarMap, LlmError> {
     Ok(map)
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Trains `vars` for `steps` AdamW steps on windows of `seq_len` tokens packed from `docs`
 /// (taken in order, cycling), `batch` windows per step. Returns the loss of each step.
 pub fn train(

@@ -207,10 +207,10 @@ pub(crate) fn create(spec: TaskSpec) -> Result<Box<dyn EvalTask>, PluginError> {
         arena_llm::parse_dtype(&m.dtype)
             .map_err(|e| PluginError::invalid_parameters(format!("model.dtype: {e}")))?;
     }
-    if let Some(n) = &m.weight_norms {
-        if !(n.soft > 0.0 && n.hard >= n.soft && (0.0..=1.0).contains(&n.soft_fraction)) {
-            return bad("model.weight_norms: needs 0 < soft <= hard and soft_fraction in [0, 1]");
-        }
+    if let Some(n) = &m.weight_norms
+        && !(n.soft > 0.0 && n.hard >= n.soft && (0.0..=1.0).contains(&n.soft_fraction))
+    {
+        return bad("model.weight_norms: needs 0 < soft <= hard and soft_fraction in [0, 1]");
     }
     match &kind {
         Kind::Text(p) => {
@@ -234,7 +234,7 @@ pub(crate) fn create(spec: TaskSpec) -> Result<Box<dyn EvalTask>, PluginError> {
             if p.max_new_tokens == 0 {
                 return bad("max_new_tokens: must be at least 1");
             }
-            if !(p.repetition_penalty > 0.0) {
+            if p.repetition_penalty.is_nan() || p.repetition_penalty <= 0.0 {
                 return bad("repetition_penalty: must be positive");
             }
         }
@@ -458,18 +458,17 @@ impl LmTask {
                 (ws.into_iter().map(|(w, _)| w).collect(), stream.len())
             }
         };
-        if let Some(max) = p.max_windows {
-            if windows.len() > max {
-                let mut order: Vec<usize> = (0..windows.len()).collect();
-                let mut rng = SplitMix64::new(self.seed);
-                for i in (1..order.len()).rev() {
-                    order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-                }
-                order.truncate(max);
-                windows = order.iter().map(|&i| windows[i].clone()).collect();
-                weights =
-                    if weights.is_empty() { weights } else { order.iter().map(|&i| weights[i]).collect() };
+        if let Some(max) = p.max_windows
+            && windows.len() > max
+        {
+            let mut order: Vec<usize> = (0..windows.len()).collect();
+            let mut rng = SplitMix64::new(self.seed);
+            for i in (1..order.len()).rev() {
+                order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
             }
+            order.truncate(max);
+            windows = order.iter().map(|&i| windows[i].clone()).collect();
+            weights = if weights.is_empty() { weights } else { order.iter().map(|&i| weights[i]).collect() };
         }
         if windows.is_empty() {
             return Err(PluginError::invalid_parameters(format!(
@@ -550,10 +549,10 @@ impl LmTask {
                 context.to_string()
             };
             let mut ctx = r.encode(&ctx_text, p.context_special_tokens)?;
-            if let Some(max) = p.max_context_tokens {
-                if ctx.len() > max {
-                    ctx.drain(..ctx.len() - max);
-                }
+            if let Some(max) = p.max_context_tokens
+                && ctx.len() > max
+            {
+                ctx.drain(..ctx.len() - max);
             }
             let refs = r.encode(reference, p.reference_special_tokens)?;
             if ctx.is_empty() || refs.is_empty() {
