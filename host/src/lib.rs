@@ -12,5 +12,5 @@ pub mod isolate;
 pub mod job;
 pub mod model;
 pub mod plugins;
-pub mod pyrandom;
+pub use arena_plugin_api::pyrandom;
 pub mod scoring;

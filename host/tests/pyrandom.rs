@@ -1,4 +1,4 @@
-//! `PyRandom` against CPython's `random` (tests/golden/pyrandom.json, written by
+//! `PyRandom` (plugin-api, re-exported by the host) against CPython's `random` (tests/golden/pyrandom.json, written by
 //! tests/reference/pyrandom_vectors.py).
 
 use arena_host::pyrandom::PyRandom;

@@ -25,6 +25,7 @@ mod loader;
 mod types;
 
 pub mod metrics;
+pub mod pyrandom;
 
 pub use loader::{ForeignPlugin, LoadError, load_plugin};
 pub use types::*;

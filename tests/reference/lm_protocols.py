@@ -4,7 +4,8 @@ tools' published code paths (transformers + torch, f32, CPU) and run on the proj
 models in tests/fixtures/lm-protocols/:
 
 - SN9 text loss: tokenizer(text) + [eos], packed, cut into windows, remainder dropped, mean CE
-  per window, mean over windows (pretraining `pretrain/dataset.py`, `eval/method.py`);
+  per window, mean over windows (pretraining `pretrain/dataset.py`, `eval/method.py`), also with
+  the windows shuffled by `random.Random(seed)` and only the first few kept;
 - SN37 text loss: tokenizer.encode(max_length, padding="max_length", truncation=True), no
   attention mask, CE over all positions with pads (finetuning `compute_text_loss`);
 - lm-eval rolling loglikelihood (`get_rolling_token_windows` + `make_disjoint_window`), summed;
@@ -21,6 +22,7 @@ compares with the plugin (relative error <= 1e-4; multiple-choice answers exactl
 import json
 import math
 import os
+import random
 import re
 
 import torch
@@ -59,7 +61,12 @@ def sn9(model, tok, texts):
         buf += tok(t, truncation=True)["input_ids"] + [tok.eos_token_id]
     windows = [buf[i : i + SN9_LEN] for i in range(0, len(buf) - SN9_LEN + 1, SN9_LEN)]
     losses = [mean_ce(model, w) for w in windows]
-    return sum(losses) / len(losses), len(windows)
+    # SN9 shuffles the batches with random.Random(seed) and keeps the first MAX_BATCHES (here 3,
+    # seed 7 as the Rust test's task seed).
+    kept = list(range(len(windows)))
+    random.Random(7).shuffle(kept)
+    kept = kept[:3]
+    return sum(losses) / len(losses), len(windows), sum(losses[i] for i in kept) / len(kept)
 
 
 def sn37(model, tok, texts, side):
@@ -171,7 +178,7 @@ def main():
         with torch.no_grad():
             r = {}
             r["encode_first_doc"] = tok(texts[0])["input_ids"]
-            r["sn9_loss"], r["sn9_windows"] = sn9(model, tok, texts)
+            r["sn9_loss"], r["sn9_windows"], r["sn9_max3_loss"] = sn9(model, tok, texts)
             r["sn37_left_loss"], r["sn37_left_per_doc"] = sn37(model, tok, texts, "left")
             r["sn37_right_loss"], _ = sn37(model, tok, texts, "right")
             docs = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]

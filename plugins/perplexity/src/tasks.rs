@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arena_llm::chat::{ChatTemplate, Message};
-use arena_llm::generate::{GenerationConfig, SplitMix64, generate};
+use arena_llm::generate::{GenerationConfig, generate};
 use arena_llm::protocols::{self, UNSCORED, Window};
 use arena_llm::{CausalLm, DType, LlmError, LoadedModel, ModelConfig, Tensor};
 use arena_plugin_api::*;
@@ -74,7 +74,8 @@ pub struct TextLossParams {
     /// `sn37_padded`: the pad id (default: config pad_token_id, else EOS).
     #[serde(default)]
     pub pad_token_id: Option<u32>,
-    /// Keep at most this many windows, chosen by a shuffle seeded by the task seed.
+    /// Keep at most this many windows: Python's `random.Random(seed).shuffle` of the windows,
+    /// then the first ones (SN9 keeps 50).
     #[serde(default)]
     pub max_windows: Option<usize>,
     /// `strided`: the string joining documents into one stream.
@@ -461,11 +462,9 @@ impl LmTask {
         if let Some(max) = p.max_windows
             && windows.len() > max
         {
+            // SN9: random.Random(seed).shuffle(batches), then the first `max`.
             let mut order: Vec<usize> = (0..windows.len()).collect();
-            let mut rng = SplitMix64::new(self.seed);
-            for i in (1..order.len()).rev() {
-                order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-            }
+            arena_plugin_api::pyrandom::PyRandom::new(self.seed).shuffle(&mut order);
             order.truncate(max);
             windows = order.iter().map(|&i| windows[i].clone()).collect();
             weights = if weights.is_empty() { weights } else { order.iter().map(|&i| weights[i]).collect() };

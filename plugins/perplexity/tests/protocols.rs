@@ -55,6 +55,17 @@ fn sn9_packed_loss_matches_the_reference() {
 }
 
 #[test]
+fn sn9_keeps_the_windows_pythons_shuffle_keeps() {
+    let exp = expected();
+    for m in MODELS {
+        let params = json!({"protocol": "sn9_packed", "sequence_length": 64, "max_windows": 3});
+        let out = run("text_loss", params, m, rows("docs.jsonl")).unwrap();
+        assert_eq!(out.metrics["windows"], 3.0);
+        close(out.raw_score, exp[m]["sn9_max3_loss"].as_f64().unwrap(), &format!("{m} sn9 max_windows"));
+    }
+}
+
+#[test]
 fn sn37_padded_loss_matches_the_reference_on_both_truncation_sides() {
     let exp = expected();
     for m in MODELS {
