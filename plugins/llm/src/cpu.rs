@@ -221,58 +221,39 @@ pub(crate) const LOGITS_BUDGET: usize = 1 << 22;
 /// the maximum, one for the sum of exponentials (a vectorizable exp, relative error < 2e-7).
 pub(crate) fn nll(logits: &Tensor, targets: &[u32]) -> Result<Vec<f32>> {
     use rayon::prelude::*;
-    let logits = logits.contiguous()?;
-    let (rows, v) = logits.dims2()?;
-    let (storage, layout) = logits.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        return Err(LlmError::Device("nll on a non-CPU tensor".into()));
-    };
-    let data = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + rows * v];
-    let out: Vec<f32> = data
-        .par_chunks(v)
-        .zip(targets.par_iter())
-        .map(|(row, &t)| {
-            let max = max_of(row);
-            let mut lanes = [0f32; 8];
-            let mut chunks = row.chunks_exact(8);
-            for c in &mut chunks {
-                for k in 0..8 {
-                    lanes[k] += exp_approx(c[k] - max);
-                }
-            }
-            let mut sum: f32 = lanes.iter().sum();
-            for &x in chunks.remainder() {
-                sum += exp_approx(x - max);
-            }
-            let picked = row.get(t as usize).copied().unwrap_or(max);
-            max + sum.ln() - picked
-        })
-        .collect();
-    Ok(out)
+    let v = logits.dim(1)?;
+    with_slice(logits, |data| {
+        Ok(data
+            .par_chunks(v)
+            .zip(targets.par_iter())
+            .map(|(row, &t)| {
+                let max = max_of(row);
+                let picked = row.get(t as usize).copied().unwrap_or(max);
+                max + exp_sum(row, max).ln() - picked
+            })
+            .collect())
+    })
 }
 
 /// `silu(g) * u` elementwise on the CPU (f32), in parallel, with [`exp_approx`].
 pub(crate) fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     use rayon::prelude::*;
-    let (g, u) = (g.contiguous()?, u.contiguous()?);
-    let n = g.elem_count();
-    let (gs, gl) = g.storage_and_layout();
-    let (us, ul) = u.storage_and_layout();
-    let (candle_core::Storage::Cpu(gc), candle_core::Storage::Cpu(uc)) = (&*gs, &*us) else {
-        return Err(LlmError::Device("silu_mul on a non-CPU tensor".into()));
-    };
-    let gd = &gc.as_slice::<f32>()?[gl.start_offset()..gl.start_offset() + n];
-    let ud = &uc.as_slice::<f32>()?[ul.start_offset()..ul.start_offset() + n];
-    let mut out = vec![0f32; n];
-    out.par_chunks_mut(4096).zip(gd.par_chunks(4096).zip(ud.par_chunks(4096))).for_each(|(o, (gg, uu))| {
-        for ((o, &x), &y) in o.iter_mut().zip(gg).zip(uu) {
-            // silu(x) = x / (1 + e^-x); exp_approx takes x <= 0, so use e^-|x| and symmetry.
-            let e = exp_approx(-x.abs());
-            let sig = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-            *o = x * sig * y;
-        }
-    });
-    drop((gs, us));
+    let out = with_slice(g, |gd| {
+        with_slice(u, |ud| {
+            let mut out = vec![0f32; gd.len()];
+            out.par_chunks_mut(4096).zip(gd.par_chunks(4096).zip(ud.par_chunks(4096))).for_each(
+                |(o, (gg, uu))| {
+                    for ((o, &x), &y) in o.iter_mut().zip(gg).zip(uu) {
+                        // silu(x) = x / (1 + e^-x); exp_approx takes x <= 0, so use e^-|x| and symmetry.
+                        let e = exp_approx(-x.abs());
+                        let sig = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                        *o = x * sig * y;
+                    }
+                },
+            );
+            Ok(out)
+        })
+    })?;
     Ok(Tensor::from_vec(out, g.shape().clone(), g.device())?)
 }
 
@@ -290,6 +271,19 @@ fn max_of(xs: &[f32]) -> f32 {
         m = if l > m { l } else { m };
     }
     m
+}
+
+/// The sum of `exp(x - shift)` over `xs` (8 lanes).
+fn exp_sum(xs: &[f32], shift: f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            lanes[k] += exp_approx(c[k] - shift);
+        }
+    }
+    let rest: f32 = chunks.remainder().iter().map(|&x| exp_approx(x - shift)).sum();
+    rest + lanes.iter().sum::<f32>()
 }
 
 /// Replaces each `x` by `exp(x - shift)` and returns their sum (8 lanes).

@@ -1,7 +1,7 @@
 //! Generation with a KV cache: greedy (as transformers' `do_sample=False`) or sampled from a
 //! seeded generator, with transformers' repetition penalty and stop tokens.
 
-use candle_core::{D, Tensor};
+use candle_core::Tensor;
 
 use crate::LlmError;
 use crate::model::{CausalLm, KvCache};
@@ -150,13 +150,6 @@ pub fn generate(model: &CausalLm, prompt: &[u32], cfg: &GenerationConfig) -> Res
         next_input = vec![tok];
     }
     Ok(out)
-}
-
-/// Greedy next-token choice for every position of `ids` at once (for tests and checks).
-pub fn greedy_all(model: &CausalLm, ids: &[u32]) -> Result<Vec<u32>, LlmError> {
-    let t = Tensor::from_vec(ids.to_vec(), (1, ids.len()), model.device())?;
-    let logits = model.forward(&t, None)?;
-    Ok(logits.argmax(D::Minus1)?.squeeze(0)?.to_vec1()?)
 }
 
 #[cfg(test)]

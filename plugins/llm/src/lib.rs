@@ -104,10 +104,19 @@ impl LoadedModel {
     /// `dtype` on `device`. Weights are memory-mapped; every tensor is checked for NaN/Inf
     /// before the model is built.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedModel, LlmError> {
-        let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
+        LoadedModel::with_config(dir, &ModelConfig::from_file(&dir.join("config.json"))?, dtype, device)
+    }
+
+    /// As [`LoadedModel::load`], with config.json already read.
+    pub fn with_config(
+        dir: &Path,
+        cfg: &ModelConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<LoadedModel, LlmError> {
         let files = weights::WeightFiles::open(dir)?;
         files.check_finite()?;
-        let model = files.build(&cfg, dtype, device)?;
+        let model = files.build(cfg, dtype, device)?;
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"))?;
         Ok(LoadedModel { model, tokenizer, files })
     }

@@ -134,13 +134,6 @@ pub struct KvCache {
     pub offset: usize,
 }
 
-impl KvCache {
-    pub fn clear(&mut self) {
-        self.layers.clear();
-        self.offset = 0;
-    }
-}
-
 /// How a layer's attention is masked: additive tensors, or the rules themselves (applied by the
 /// fused CPU attention without materializing a mask).
 #[derive(Clone, Copy)]

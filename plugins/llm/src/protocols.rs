@@ -23,10 +23,6 @@ impl Window {
         targets.push(UNSCORED);
         Window { ids, targets, doc }
     }
-
-    pub fn scored(&self) -> usize {
-        self.targets.iter().filter(|&&t| t != UNSCORED).count()
-    }
 }
 
 /// SN9 (pretraining) packing: each document's tokens followed by one EOS, concatenated and cut

@@ -332,7 +332,7 @@ impl LmTask {
                 .unwrap_or(DType::BF16),
             (d, _) => arena_llm::parse_dtype(d).map_err(llm_err)?,
         };
-        let lm = LoadedModel::load(dir, dtype, &device).map_err(llm_err)?;
+        let lm = LoadedModel::with_config(dir, &cfg, dtype, &device).map_err(llm_err)?;
         if let Some(n) = &opts.weight_norms {
             let norms = lm.files.projection_norms(lm.model.config()).map_err(llm_err)?;
             arena_llm::weights::check_norms(&norms, n.soft, n.soft_fraction, n.hard)
