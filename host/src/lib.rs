@@ -12,5 +12,6 @@ pub mod isolate;
 pub mod job;
 pub mod model;
 pub mod plugins;
+pub mod registry;
 pub use arena_plugin_api::pyrandom;
 pub mod scoring;

@@ -160,7 +160,8 @@ struct EvalArgs {
     #[arg(long, value_name = "JSON|FILE")]
     metadata: Option<String>,
     /// Samples: a JSON array or JSON-lines file of records, a text or Parquet file, a folder of
-    /// them, or a hub dataset hf://datasets/OWNER/NAME[@REVISION][/PATH] (read from the hub cache)
+    /// them, a hub dataset hf://datasets/OWNER/NAME[@REVISION][/PATH] (read from the hub cache),
+    /// or a media registry (.yaml, gasbench's layout: one sample per media file of each dataset)
     #[arg(long, value_name = "DATASET")]
     samples: Option<String>,
     /// Check each submission against this competition's model constraints (config.json and
@@ -341,7 +342,11 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 _ => datasets::Sampling::All,
             };
             let is_json = [".json", ".jsonl"].iter().any(|x| spec.ends_with(x)) && !spec.starts_with("hf://");
-            let all = if is_json {
+            let is_registry =
+                [".yaml", ".yml"].iter().any(|x| spec.ends_with(x)) && !spec.starts_with("hf://");
+            let all = if is_registry {
+                arena_host::registry::samples(Path::new(spec))?
+            } else if is_json {
                 read_samples(Path::new(spec))?
             } else {
                 datasets::load(spec, datasets::Sampling::All, &[])?

@@ -1,0 +1,72 @@
+//! Layers built from a [`Source`] under PyTorch's tensor names.
+
+use burn::module::{ParamId, RunningState};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
+
+use crate::DetectorError;
+use crate::weights::{Layout, Source};
+
+/// A PyTorch `nn.Conv2d` (`{name}.weight`, optionally `{name}.bias`), square kernel, symmetric
+/// padding.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    src: &mut Source,
+    name: &str,
+    in_ch: usize,
+    out_ch: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    bias: bool,
+) -> Result<Conv2d, DetectorError> {
+    let weight =
+        src.param(&format!("{name}.weight"), [out_ch, in_ch / groups, kernel, kernel], Layout::AsIs)?;
+    let bias = if bias { Some(src.param(&format!("{name}.bias"), [out_ch], Layout::AsIs)?) } else { None };
+    Ok(Conv2d {
+        weight,
+        bias,
+        stride: [stride, stride],
+        kernel_size: [kernel, kernel],
+        dilation: [1, 1],
+        groups,
+        padding: PaddingConfig2d::Explicit(padding, padding, padding, padding),
+    })
+}
+
+/// A PyTorch `nn.BatchNorm2d` (weight, bias, running_mean, running_var), eps 1e-5.
+pub fn batch_norm(src: &mut Source, name: &str, n: usize) -> Result<BatchNorm, DetectorError> {
+    let mut bn = BatchNormConfig::new(n).with_epsilon(1e-5).with_momentum(0.1).init(src.device());
+    bn.gamma = src.param(&format!("{name}.weight"), [n], Layout::AsIs)?;
+    bn.beta = src.param(&format!("{name}.bias"), [n], Layout::AsIs)?;
+    for (field, slot) in [("running_mean", &mut bn.running_mean), ("running_var", &mut bn.running_var)] {
+        let stored = format!("{name}.{field}");
+        let t = src.tensor(&stored, [n], Layout::AsIs)?;
+        let id = ParamId::new();
+        src.register(id, &stored);
+        *slot = RunningState::with_id(id, t);
+    }
+    Ok(bn)
+}
+
+/// A PyTorch `nn.Linear` (`[out, in]` weight, transposed into burn's `[in, out]`).
+pub fn linear(
+    src: &mut Source,
+    name: &str,
+    d_in: usize,
+    d_out: usize,
+    bias: bool,
+) -> Result<Linear, DetectorError> {
+    let weight = src.param(&format!("{name}.weight"), [d_out, d_in], Layout::Transposed)?;
+    let bias = if bias { Some(src.param(&format!("{name}.bias"), [d_out], Layout::AsIs)?) } else { None };
+    Ok(Linear { weight, bias })
+}
+
+/// A PyTorch `nn.LayerNorm` over the last dimension.
+pub fn layer_norm(src: &mut Source, name: &str, n: usize, eps: f64) -> Result<LayerNorm, DetectorError> {
+    let mut ln = LayerNormConfig::new(n).with_epsilon(eps).init(src.device());
+    ln.gamma = src.param(&format!("{name}.weight"), [n], Layout::AsIs)?;
+    ln.beta = Some(src.param(&format!("{name}.bias"), [n], Layout::AsIs)?);
+    Ok(ln)
+}

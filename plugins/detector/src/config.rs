@@ -1,0 +1,270 @@
+//! A submission's `model_config.yaml`, in gasbench's layout (name, version, modality, dtype,
+//! preprocessing, model), with the architecture named from this plugin's list instead of a
+//! miner's `model.py`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::DetectorError;
+
+/// The submission's config file name.
+pub const CONFIG_FILE: &str = "model_config.yaml";
+/// gasbench's `MAX_VIDEO_NUM_FRAMES`.
+pub const MAX_VIDEO_NUM_FRAMES: usize = 64;
+/// Largest accepted side of the model input (pixels).
+pub const MAX_SIDE: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    Image,
+    Video,
+    Audio,
+}
+
+impl Modality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Modality::Image => "image",
+            Modality::Video => "video",
+            Modality::Audio => "audio",
+        }
+    }
+}
+
+impl fmt::Display for Modality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The architectures this plugin implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// torchvision `resnet18` tensor names.
+    Resnet18,
+    /// torchvision `resnet34` tensor names.
+    Resnet34,
+    /// torchvision `resnet50` tensor names.
+    Resnet50,
+}
+
+impl Architecture {
+    pub const ALL: [Architecture; 3] =
+        [Architecture::Resnet18, Architecture::Resnet34, Architecture::Resnet50];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::Resnet18 => "resnet18",
+            Architecture::Resnet34 => "resnet34",
+            Architecture::Resnet50 => "resnet50",
+        }
+    }
+
+    /// The modalities the architecture takes input of.
+    pub fn modalities(self) -> &'static [Modality] {
+        &[Modality::Image]
+    }
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DType {
+    #[default]
+    #[serde(rename = "float32", alias = "fp32")]
+    Float32,
+    #[serde(rename = "float16", alias = "fp16")]
+    Float16,
+    #[serde(rename = "bfloat16", alias = "bf16")]
+    BFloat16,
+}
+
+/// A scalar written as a number or a string (`version: 1.0` and `version: "1.0"` both occur).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalize {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocessing {
+    /// `[H, W]` of the model input (images and video frames); gasbench's default is 224×224.
+    #[serde(default)]
+    pub resize: Option<[usize; 2]>,
+    /// Applied by the plugin to `pixel / 255` (gasbench leaves it to the model's `forward`).
+    #[serde(default)]
+    pub normalize: Option<Normalize>,
+    #[serde(default)]
+    pub num_frames: Option<usize>,
+    #[serde(default)]
+    pub frame_rate: Option<f64>,
+    #[serde(default)]
+    pub sample_rate: Option<u32>,
+    #[serde(default)]
+    pub duration_seconds: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub architecture: Architecture,
+    #[serde(default = "default_classes")]
+    pub num_classes: usize,
+    #[serde(default = "default_weights_file")]
+    pub weights_file: String,
+    /// ResNet base planes (torchvision: 64).
+    #[serde(default)]
+    pub width: Option<usize>,
+}
+
+fn default_classes() -> usize {
+    2
+}
+fn default_weights_file() -> String {
+    "model.safetensors".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<Scalar>,
+    pub modality: Modality,
+    #[serde(default)]
+    pub dtype: DType,
+    #[serde(default)]
+    pub preprocessing: Preprocessing,
+    pub model: ModelSection,
+    /// gasbench submissions may carry a description; kept for reports.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl ModelConfig {
+    /// Parses and checks a config; errors name the file, the line and the field.
+    pub fn parse(text: &str, origin: &Path) -> Result<ModelConfig, DetectorError> {
+        let bad = |m: String| DetectorError::Submission(format!("{}: {m}", origin.display()));
+        let cfg: ModelConfig = serde_saphyr::from_str(text).map_err(|e| bad(e.to_string()))?;
+        cfg.check().map_err(bad)?;
+        Ok(cfg)
+    }
+
+    pub fn load(dir: &Path) -> Result<ModelConfig, DetectorError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| DetectorError::Submission(format!("{}: cannot read: {e}", path.display())))?;
+        ModelConfig::parse(&text, &path)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let arch = self.model.architecture;
+        if !arch.modalities().contains(&self.modality) {
+            return Err(format!("model.architecture: `{arch}` does not take {} input", self.modality));
+        }
+        if !(1..=3).contains(&self.model.num_classes) {
+            return Err(format!(
+                "model.num_classes: {} (gasbench reads 1 logit as sigmoid, 2 or 3 as softmax)",
+                self.model.num_classes
+            ));
+        }
+        let wf = &self.model.weights_file;
+        if wf.is_empty() || wf.contains('/') || wf.contains('\\') || wf == ".." || wf == "." {
+            return Err(format!("model.weights_file: `{wf}` must be a plain file name in the submission"));
+        }
+        if let Some(w) = self.model.width
+            && !(1..=256).contains(&w)
+        {
+            return Err(format!("model.width: {w} is outside 1..=256"));
+        }
+        let [h, w] = self.input_size();
+        if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
+            return Err(format!("preprocessing.resize: [{h}, {w}] must be within 1..={MAX_SIDE}"));
+        }
+        if let Some(n) = &self.preprocessing.normalize {
+            if n.mean.len() != 3 || n.std.len() != 3 {
+                return Err("preprocessing.normalize: mean and std need 3 values (R, G, B)".into());
+            }
+            if n.std.iter().any(|s| !s.is_finite() || *s == 0.0) || n.mean.iter().any(|m| !m.is_finite()) {
+                return Err("preprocessing.normalize: values must be finite and std non-zero".into());
+            }
+        }
+        if let Some(n) = self.preprocessing.num_frames
+            && n == 0
+        {
+            return Err("preprocessing.num_frames: must be at least 1".into());
+        }
+        if let Some(r) = self.preprocessing.frame_rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(format!("preprocessing.frame_rate: {r} must be positive"));
+        }
+        Ok(())
+    }
+
+    /// `[H, W]` of the model input: `preprocessing.resize`, else gasbench's 224×224.
+    pub fn input_size(&self) -> [usize; 2] {
+        self.preprocessing.resize.unwrap_or([224, 224])
+    }
+
+    pub fn weights_path(&self, dir: &Path) -> PathBuf {
+        dir.join(&self.model.weights_file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "name: det\nversion: 1.0\nmodality: image\npreprocessing:\n  resize: [64, 48]\n  normalize:\n    mean: [0.485, 0.456, 0.406]\n    std: [0.229, 0.224, 0.225]\nmodel:\n  architecture: resnet18\n  num_classes: 2\n";
+
+    #[test]
+    fn parses_a_gasbench_style_config() {
+        let c = ModelConfig::parse(GOOD, Path::new("model_config.yaml")).unwrap();
+        assert_eq!(c.model.architecture, Architecture::Resnet18);
+        assert_eq!(c.input_size(), [64, 48]);
+        assert_eq!(c.model.weights_file, "model.safetensors");
+        assert_eq!(c.dtype, DType::Float32);
+        assert_eq!(c.version, Some(Scalar::Float(1.0)));
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_field() {
+        let text = GOOD.replace("resnet18", "resnet1000");
+        let e = ModelConfig::parse(&text, Path::new("sub/model_config.yaml")).unwrap_err().to_string();
+        assert!(
+            e.contains("sub/model_config.yaml") && e.contains("resnet1000") && e.contains("line 10"),
+            "{e}"
+        );
+        let text = GOOD.replace("num_classes: 2", "num_classes: 7");
+        let e = ModelConfig::parse(&text, Path::new("m.yaml")).unwrap_err().to_string();
+        assert!(e.contains("model.num_classes"), "{e}");
+        let text = GOOD.replace("num_classes: 2", "num_clases: 2");
+        let e = ModelConfig::parse(&text, Path::new("m.yaml")).unwrap_err().to_string();
+        assert!(e.contains("num_clases"), "{e}");
+        let text = GOOD.replace("modality: image", "modality: audio");
+        let e = ModelConfig::parse(&text, Path::new("m.yaml")).unwrap_err().to_string();
+        assert!(e.contains("does not take audio"), "{e}");
+        let text = GOOD.replace("  num_classes: 2\n", "  weights_file: ../secret.safetensors\n");
+        let e = ModelConfig::parse(&text, Path::new("m.yaml")).unwrap_err().to_string();
+        assert!(e.contains("plain file name"), "{e}");
+    }
+}

@@ -1,0 +1,199 @@
+//! `detector`: SN34-style detectors of synthetic media as an arena plugin, on burn.
+//!
+//! gasbench runs a miner's own `model.py`; this plugin runs no submitted code. A submission is a
+//! directory with `model_config.yaml` (gasbench's layout, the architecture named from this
+//! plugin's list) and safetensors weights under PyTorch's tensor names, so weights trained with
+//! torchvision load as they are.
+//!
+//! Task kind `image`: every sample is a media file with its dataset and media type; the plugin
+//! draws the per-dataset subset gasbench draws (full benchmark caps, or the entrance exam's small
+//! sample), preprocesses as gasbench does, runs the network on the host's device (CPU through
+//! burn's Flex backend, wgpu, or CUDA in builds with the `cuda` feature), and pools gasbench's
+//! metrics: accuracy, binary MCC, Brier, cross-entropy and the sn34 score, with a per-dataset
+//! breakdown. A sample that fails to decode, or a batch whose inference fails, is recorded as an
+//! error and left out of the metrics; the run goes on.
+
+pub mod arch;
+pub mod config;
+pub mod metrics;
+pub mod preprocess;
+pub mod synth;
+mod task;
+pub mod train;
+pub mod weights;
+
+use std::path::Path;
+
+use arena_plugin_api::{
+    DeviceKind, EvalTask, Plugin, PluginError, PluginInfo, TaskKindInfo, TaskSpec, export_plugin,
+};
+use burn::tensor::{Tensor, TensorData};
+
+pub use arch::Network;
+pub use config::{Architecture, Modality, ModelConfig};
+pub use task::{ExamParams, ImageParams, Mode, ScoreMetric};
+pub use weights::{Naming, Source, WeightMap};
+
+/// What went wrong, by whose fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DetectorError {
+    /// The submission is at fault (config, weights).
+    Submission(String),
+    /// One sample is at fault (unreadable media); the sample is recorded as an error.
+    Sample(String),
+    /// The task's parameters are wrong.
+    Parameters(String),
+    /// The plugin or its environment failed.
+    Internal(String),
+}
+
+impl std::fmt::Display for DetectorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DetectorError::Submission(m)
+            | DetectorError::Sample(m)
+            | DetectorError::Parameters(m)
+            | DetectorError::Internal(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for DetectorError {}
+
+impl From<DetectorError> for PluginError {
+    fn from(e: DetectorError) -> PluginError {
+        match e {
+            DetectorError::Submission(m) | DetectorError::Sample(m) => PluginError::invalid_submission(m),
+            DetectorError::Parameters(m) => PluginError::invalid_parameters(m),
+            DetectorError::Internal(m) => PluginError::internal(m),
+        }
+    }
+}
+
+/// The burn device for an arena device: Flex (pure-Rust CPU), wgpu's default adapter, or a CUDA
+/// ordinal (builds with the `cuda` feature).
+pub fn burn_device(device: arena_plugin_api::Device) -> Result<burn::tensor::Device, DetectorError> {
+    match device {
+        arena_plugin_api::Device::Cpu => Ok(burn::tensor::Device::flex()),
+        arena_plugin_api::Device::Wgpu => {
+            Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+        }
+        #[cfg(feature = "cuda")]
+        arena_plugin_api::Device::Cuda(n) => Ok(burn::tensor::Device::cuda(n as usize)),
+        #[cfg(not(feature = "cuda"))]
+        arena_plugin_api::Device::Cuda(_) => Err(DetectorError::Parameters(
+            "this build of the detector plugin has no CUDA backend (feature `cuda`)".into(),
+        )),
+    }
+}
+
+/// The devices this build supports.
+pub fn devices() -> Vec<DeviceKind> {
+    let mut d = vec![DeviceKind::Cpu, DeviceKind::Wgpu];
+    if cfg!(feature = "cuda") {
+        d.push(DeviceKind::Cuda);
+    }
+    d
+}
+
+/// A loaded detector: its config and network on a device.
+#[derive(Debug)]
+pub struct Detector {
+    pub config: ModelConfig,
+    pub network: Network,
+    pub naming: Naming,
+    device: burn::tensor::Device,
+}
+
+impl Detector {
+    /// Loads a submission directory (`model_config.yaml` and its weights file).
+    pub fn load(dir: &Path, device: &burn::tensor::Device) -> Result<Detector, DetectorError> {
+        let config = ModelConfig::load(dir)?;
+        let weights_path = config.weights_path(dir);
+        let weights = WeightMap::open(&weights_path)?;
+        Self::from_source(config, Source::file(weights, device))
+    }
+
+    /// Builds `config`'s architecture from a weights source.
+    pub fn from_source(config: ModelConfig, source: Source) -> Result<Detector, DetectorError> {
+        let device = source.device().clone();
+        let (network, naming) = Network::build(&config, source)?;
+        Ok(Detector { config, network, naming, device })
+    }
+
+    pub fn device(&self) -> &burn::tensor::Device {
+        &self.device
+    }
+
+    /// `pixel / 255`, then the config's normalisation, in f32 (the order torch uses).
+    pub fn normalise(&self, chw: &[u8], out: &mut Vec<f32>) {
+        let [h, w] = self.config.input_size();
+        let plane = h * w;
+        let norm = self.config.preprocessing.normalize.as_ref();
+        for (i, &v) in chw.iter().enumerate() {
+            let x = v as f32 / 255.0;
+            out.push(match norm {
+                Some(n) => (x - n.mean[i / plane]) / n.std[i / plane],
+                None => x,
+            });
+        }
+    }
+
+    /// Logits of a batch of uint8 CHW images of the config's input size.
+    pub fn image_logits(&self, images: &[Vec<u8>]) -> Result<Vec<Vec<f32>>, DetectorError> {
+        let [h, w] = self.config.input_size();
+        let mut input = Vec::with_capacity(images.len() * 3 * h * w);
+        for img in images {
+            if img.len() != 3 * h * w {
+                return Err(DetectorError::Internal(format!(
+                    "image of {} bytes, expected {}",
+                    img.len(),
+                    3 * h * w
+                )));
+            }
+            self.normalise(img, &mut input);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(input, [images.len(), 3, h, w]), &self.device);
+        let logits = self.network.forward_images(x);
+        let [b, c] = logits.dims();
+        let flat = logits
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| DetectorError::Internal(format!("reading logits: {e:?}")))?;
+        Ok((0..b).map(|i| flat[i * c..(i + 1) * c].to_vec()).collect())
+    }
+}
+
+pub const IMAGE: &str = "image";
+
+pub struct DetectorPlugin;
+
+fn schema<T: schemars::JsonSchema>() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
+}
+
+impl Plugin for DetectorPlugin {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "detector".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            abi_version: String::new(),
+            tasks: vec![TaskKindInfo {
+                name: IMAGE.into(),
+                description:
+                    "Real-vs-synthetic image detection as gasbench scores it (SN34): accuracy, binary MCC, \
+                              Brier, sn34 score, per dataset; full benchmark or entrance exam."
+                        .into(),
+                devices: devices(),
+                params_schema: schema::<ImageParams>(),
+            }],
+        }
+    }
+
+    fn create_task(spec: TaskSpec) -> Result<Box<dyn EvalTask>, PluginError> {
+        task::create(spec)
+    }
+}
+
+export_plugin!(DetectorPlugin);

@@ -1,0 +1,252 @@
+//! A small synthetic benchmark for tests and the demo, generated deterministically from a seed.
+//!
+//! "Real" images are procedural textures with the statistics of natural images: fractal value
+//! noise (a 1/f-like spectrum) through a random colour palette, a lighting gradient and a little
+//! sensor noise. "Synthetic" images carry the traces generators leave:
+//! - `gan-upsample`: the texture rendered at half resolution and upsampled ×2 by zero insertion
+//!   and a fixed 3×3 kernel (the checkerboard of transposed convolutions), without sensor noise;
+//! - `latent-grid`: a faint period-8 grid, as an 8× latent decoder leaves;
+//! - `inpainted` (semisynthetic): a real texture with a rectangle regenerated the GAN way.
+//!
+//! Every image has a short side of 64 pixels (the long side 64 to 96), so with a 64×64 model
+//! input the preprocessing only crops and the traces survive.
+
+use std::path::Path;
+
+use crate::DetectorError;
+
+/// A splitmix64 stream.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / 16_777_216.0
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// A float RGB image, HWC, values in [0, 255].
+struct Canvas {
+    h: usize,
+    w: usize,
+    px: Vec<f32>,
+}
+
+/// Fractal value noise in [0, 1], `h × w`.
+fn fractal(rng: &mut Rng, h: usize, w: usize, base_period: f32, octaves: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; h * w];
+    let mut amp = 1.0f32;
+    let mut period = base_period;
+    let mut total = 0.0f32;
+    for _ in 0..octaves {
+        let gh = (h as f32 / period).ceil() as usize + 2;
+        let gw = (w as f32 / period).ceil() as usize + 2;
+        let lattice: Vec<f32> = (0..gh * gw).map(|_| rng.unit()).collect();
+        let (oy, ox) = (rng.unit(), rng.unit());
+        for y in 0..h {
+            let fy = y as f32 / period + oy;
+            let (y0, ty) = (fy.floor() as usize, fy - fy.floor());
+            let sy = ty * ty * (3.0 - 2.0 * ty);
+            for x in 0..w {
+                let fx = x as f32 / period + ox;
+                let (x0, tx) = (fx.floor() as usize, fx - fx.floor());
+                let sx = tx * tx * (3.0 - 2.0 * tx);
+                let l = |yy: usize, xx: usize| lattice[yy.min(gh - 1) * gw + xx.min(gw - 1)];
+                let top = l(y0, x0) * (1.0 - sx) + l(y0, x0 + 1) * sx;
+                let bottom = l(y0 + 1, x0) * (1.0 - sx) + l(y0 + 1, x0 + 1) * sx;
+                out[y * w + x] += amp * (top * (1.0 - sy) + bottom * sy);
+            }
+        }
+        total += amp;
+        amp *= 0.55;
+        period = (period / 2.0).max(1.5);
+    }
+    out.iter_mut().for_each(|v| *v /= total);
+    out
+}
+
+/// A natural-looking texture: fractal noise through a three-colour palette, lit by a gradient.
+fn texture(rng: &mut Rng, h: usize, w: usize) -> Canvas {
+    let period = 12.0 + 24.0 * rng.unit();
+    let n = fractal(rng, h, w, period, 5);
+    let palette: Vec<[f32; 3]> =
+        (0..3).map(|_| [rng.unit() * 255.0, rng.unit() * 255.0, rng.unit() * 255.0]).collect();
+    let (gy, gx) = (rng.unit() - 0.5, rng.unit() - 0.5);
+    let mut px = vec![0.0f32; h * w * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let t = (n[y * w + x] * 1.6 - 0.3).clamp(0.0, 1.0) * 2.0;
+            let (a, b, f) =
+                if t < 1.0 { (palette[0], palette[1], t) } else { (palette[1], palette[2], t - 1.0) };
+            let light = 1.0 + 0.4 * (gy * (y as f32 / h as f32 - 0.5) + gx * (x as f32 / w as f32 - 0.5));
+            for c in 0..3 {
+                px[(y * w + x) * 3 + c] = (a[c] * (1.0 - f) + b[c] * f) * light;
+            }
+        }
+    }
+    Canvas { h, w, px }
+}
+
+/// Sensor noise: a triangular distribution of about ±3 levels.
+fn add_sensor_noise(rng: &mut Rng, c: &mut Canvas) {
+    for v in &mut c.px {
+        *v += (rng.unit() + rng.unit() - 1.0) * 3.0;
+    }
+}
+
+/// ×2 upsampling by zero insertion and a fixed 3×3 kernel (a transposed convolution with
+/// uneven overlap: the checkerboard trace).
+fn upsample2(src: &Canvas, h: usize, w: usize) -> Canvas {
+    const K: [[f32; 3]; 3] = [[0.30, 0.55, 0.25], [0.60, 1.00, 0.50], [0.20, 0.45, 0.30]];
+    let mut px = vec![0.0f32; h * w * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0f32; 3];
+            for (ky, row) in K.iter().enumerate() {
+                for (kx, k) in row.iter().enumerate() {
+                    let (yy, xx) = (y as i64 + ky as i64 - 1, x as i64 + kx as i64 - 1);
+                    if yy < 0 || xx < 0 || yy % 2 != 0 || xx % 2 != 0 {
+                        continue;
+                    }
+                    let (sy, sx) = ((yy / 2) as usize, (xx / 2) as usize);
+                    if sy >= src.h || sx >= src.w {
+                        continue;
+                    }
+                    for c in 0..3 {
+                        acc[c] += k * src.px[(sy * src.w + sx) * 3 + c];
+                    }
+                }
+            }
+            // A fixed gain, not the taps hit: pixels on even and odd positions get uneven energy.
+            for c in 0..3 {
+                px[(y * w + x) * 3 + c] = acc[c] / 1.5;
+            }
+        }
+    }
+    Canvas { h, w, px }
+}
+
+fn gan_like(rng: &mut Rng, h: usize, w: usize) -> Canvas {
+    let small = texture(rng, h.div_ceil(2), w.div_ceil(2));
+    upsample2(&small, h, w)
+}
+
+fn latent_grid(rng: &mut Rng, h: usize, w: usize) -> Canvas {
+    let mut c = texture(rng, h, w);
+    let phase = (rng.below(8), rng.below(8));
+    let amp = 4.0 + 3.0 * rng.unit();
+    for y in 0..h {
+        for x in 0..w {
+            let on = (y + phase.0) % 8 == 0 || (x + phase.1) % 8 == 0;
+            if on {
+                for k in 0..3 {
+                    c.px[(y * w + x) * 3 + k] += amp;
+                }
+            }
+        }
+    }
+    add_sensor_noise(rng, &mut c);
+    c
+}
+
+fn inpainted(rng: &mut Rng, h: usize, w: usize) -> Canvas {
+    let mut c = texture(rng, h, w);
+    add_sensor_noise(rng, &mut c);
+    let (rh, rw) = (h / 2 + rng.below(h / 4), w / 2 + rng.below(w / 4));
+    let (ry, rx) = (rng.below(h - rh), rng.below(w - rw));
+    let patch = gan_like(rng, rh, rw);
+    for y in 0..rh {
+        for x in 0..rw {
+            for k in 0..3 {
+                c.px[((ry + y) * w + rx + x) * 3 + k] = patch.px[(y * rw + x) * 3 + k];
+            }
+        }
+    }
+    c
+}
+
+/// The kinds of image the generator makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Real,
+    GanUpsample,
+    LatentGrid,
+    Inpainted,
+}
+
+/// Renders one image of `kind` as RGB bytes (`h × w × 3`).
+pub fn render(kind: Kind, rng: &mut Rng, h: usize, w: usize) -> Vec<u8> {
+    let c = match kind {
+        Kind::Real => {
+            let mut c = texture(rng, h, w);
+            add_sensor_noise(rng, &mut c);
+            c
+        }
+        Kind::GanUpsample => gan_like(rng, h, w),
+        Kind::LatentGrid => latent_grid(rng, h, w),
+        Kind::Inpainted => inpainted(rng, h, w),
+    };
+    debug_assert_eq!(c.px.len(), c.h * c.w * 3);
+    c.px.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()
+}
+
+/// One dataset of the benchmark.
+#[derive(Clone, Copy, Debug)]
+pub struct DatasetSpec {
+    pub name: &'static str,
+    pub media_type: &'static str,
+    pub kind: Kind,
+}
+
+/// The benchmark's image datasets: two real, two synthetic, one semisynthetic, and a
+/// gasstation-named synthetic one (weighted ×5 in gasbench's caps).
+pub const IMAGE_DATASETS: [DatasetSpec; 6] = [
+    DatasetSpec { name: "textures-real", media_type: "real", kind: Kind::Real },
+    DatasetSpec { name: "scenes-real", media_type: "real", kind: Kind::Real },
+    DatasetSpec { name: "gan-upsample", media_type: "synthetic", kind: Kind::GanUpsample },
+    DatasetSpec { name: "latent-grid", media_type: "synthetic", kind: Kind::LatentGrid },
+    DatasetSpec { name: "inpainted", media_type: "semisynthetic", kind: Kind::Inpainted },
+    DatasetSpec { name: "gasstation-images", media_type: "synthetic", kind: Kind::GanUpsample },
+];
+
+/// Writes `per_dataset` PNG images per dataset under `dir/<dataset>/` and a gasbench-style
+/// registry `dir/registry.yaml`. Deterministic in `seed`.
+pub fn write_benchmark(dir: &Path, per_dataset: usize, seed: u64) -> Result<(), DetectorError> {
+    let io = |e: std::io::Error| DetectorError::Internal(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut registry = String::from(
+        "# Generated by arena-tiny-detect: a procedural real-vs-synthetic image benchmark.\ndatasets:\n",
+    );
+    for (d, spec) in IMAGE_DATASETS.iter().enumerate() {
+        let sub = dir.join(spec.name);
+        std::fs::create_dir_all(&sub).map_err(io)?;
+        for i in 0..per_dataset {
+            let mut rng = Rng::new(seed ^ ((d as u64) << 32) ^ i as u64);
+            let long = 64 + rng.below(33);
+            let (h, w) = if rng.below(2) == 0 { (64, long) } else { (long, 64) };
+            let px = render(spec.kind, &mut rng, h, w);
+            let path = sub.join(format!("{i:04}.png"));
+            image::save_buffer(&path, &px, w as u32, h as u32, image::ExtendedColorType::Rgb8)
+                .map_err(|e| DetectorError::Internal(format!("{}: {e}", path.display())))?;
+        }
+        registry.push_str(&format!(
+            "  - name: {}\n    modality: image\n    media_type: {}\n    path: {}\n",
+            spec.name, spec.media_type, spec.name
+        ));
+    }
+    std::fs::write(dir.join("registry.yaml"), registry).map_err(io)
+}
