@@ -50,7 +50,7 @@ static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
 /// Builds `package` of the workspace (once per process) and returns `artifact` in the profile dir.
 fn workspace_artifact(package: &str, artifact: &str) -> PathBuf {
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    let key = format!("ws:{package}");
+    let key = format!("ws:{package}:{artifact}");
     if let Some(p) = built.get(&key) {
         return p.clone();
     }
@@ -177,4 +177,13 @@ pub fn git_commit_all(dir: &Path) {
 
 pub fn perplexity_plugin() -> PathBuf {
     workspace_plugin("arena-perplexity", "arena_perplexity")
+}
+
+pub fn detector_plugin() -> PathBuf {
+    workspace_plugin("arena-detector", "arena_detector")
+}
+
+/// The benchmark generator and tiny-detector trainer of the detector plugin.
+pub fn tiny_detect_bin() -> PathBuf {
+    workspace_artifact("arena-detector", "arena-tiny-detect")
 }

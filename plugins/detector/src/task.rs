@@ -364,7 +364,6 @@ impl EvalTask for ImageTask {
         m.insert("samples".into(), drawn.len() as f64);
         m.insert("samples_ok".into(), scored.len() as f64);
         m.insert("samples_error".into(), errors.len() as f64);
-        let elapsed = started.elapsed().as_secs_f64();
         let mut details = json!({
             "mode": p.mode,
             "model": {
@@ -374,7 +373,6 @@ impl EvalTask for ImageTask {
             },
             "per_dataset": per_dataset,
             "errors": errors.iter().take(20).collect::<Vec<_>>(),
-            "elapsed_s": elapsed,
         });
         if p.mode == Mode::Exam {
             let passed = !timed_out && summary.accuracy >= p.exam.pass_accuracy;

@@ -1,0 +1,145 @@
+//! The detector plugin through the `arena` binary, on the project's generated benchmark and tiny
+//! detectors: in-process and isolated runs are bit-identical, more training ranks higher, the
+//! entrance exam passes and fails on its mark, and broken submissions and media fail cleanly.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use arena_e2e::*;
+use serde_json::Value;
+
+/// The benchmark and the four tiny detectors, generated once per test process.
+fn workdir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = target_dir().join("arena-e2e-detector");
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = std::process::Command::new(tiny_detect_bin())
+            .args(["--out", dir.to_str().unwrap(), "--per-dataset", "12"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+const MODELS: [&str; 4] = ["detector-untrained", "detector-10", "detector-40", "detector-160"];
+
+fn run(params: &str, isolated: bool, extra: &[&Path]) -> Value {
+    let dir = workdir();
+    let registry = dir.join("data/eval/registry.yaml");
+    let mut args: Vec<String> = ["--params", params, "--samples", registry.to_str().unwrap(), "--json"]
+        .map(String::from)
+        .to_vec();
+    for m in MODELS.iter().map(|m| dir.join("models").join(m)).chain(extra.iter().map(|p| p.to_path_buf())) {
+        args.push("--submission".into());
+        args.push(m.display().to_string());
+    }
+    if isolated {
+        args.extend(["--isolated", "--timeout", "300", "--memory", "4GiB"].map(String::from));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = eval(&detector_plugin(), "image", &args);
+    assert!(out.status.code().is_some(), "{}", text(&out));
+    stdout_json(&out)
+}
+
+#[test]
+fn full_benchmark_in_process_and_isolated_ranks_the_detectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A submission naming an architecture the plugin does not have.
+    let unknown = tmp.path().join("unknown-arch");
+    std::fs::create_dir(&unknown).unwrap();
+    std::fs::write(
+        unknown.join("model_config.yaml"),
+        "name: x\nmodality: image\nmodel:\n  architecture: resnet152\n",
+    )
+    .unwrap();
+    // ResNet-18 weights declared as ResNet-34.
+    let mismatched = tmp.path().join("mismatched");
+    std::fs::create_dir(&mismatched).unwrap();
+    let src = workdir().join("models/detector-40");
+    std::fs::copy(src.join("model.safetensors"), mismatched.join("model.safetensors")).unwrap();
+    let cfg = std::fs::read_to_string(src.join("model_config.yaml")).unwrap().replace("resnet18", "resnet34");
+    std::fs::write(mismatched.join("model_config.yaml"), cfg).unwrap();
+
+    let params = r#"{"batch_size": 16}"#;
+    let a = run(params, false, &[&unknown, &mismatched]);
+    let b = run(params, true, &[&unknown, &mismatched]);
+    let scores: Vec<f64> =
+        (0..4).map(|i| a["results"][i]["output"]["metrics"]["sn34_score"].as_f64().unwrap()).collect();
+    for i in 0..4 {
+        assert_eq!(a["results"][i]["output"], b["results"][i]["output"], "{}: in-process vs isolated", MODELS[i]);
+        let m = &a["results"][i]["output"]["metrics"];
+        assert_eq!(m["samples"], 72.0, "6 datasets x 12 images");
+        assert_eq!(m["samples_error"], 0.0);
+    }
+    assert!(scores[1] < scores[2] && scores[2] < scores[3], "more training, better sn34: {scores:?}");
+    assert!(scores[3] > 0.5, "the trained detector separates the benchmark: {scores:?}");
+    let per_dataset = &a["results"][3]["output"]["details"]["per_dataset"];
+    assert_eq!(per_dataset.as_object().unwrap().len(), 6);
+    assert_eq!(per_dataset["gan-upsample"]["total"], 12);
+
+    for v in [&a, &b] {
+        let r = &v["results"][4];
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["failure"]["kind"], "invalid_submission", "{r}");
+        let msg = r["failure"]["message"].as_str().unwrap();
+        assert!(msg.contains("model_config.yaml") && msg.contains("resnet152"), "{msg}");
+        let r = &v["results"][5];
+        assert_eq!(r["failure"]["kind"], "invalid_submission", "{r}");
+        let msg = r["failure"]["message"].as_str().unwrap();
+        assert!(msg.contains("layer1.2.conv1.weight") && msg.contains("missing"), "first mismatching tensor: {msg}");
+    }
+}
+
+#[test]
+fn entrance_exam_draws_per_dataset_and_applies_the_pass_mark() {
+    let exam = |pass: f64| {
+        let params = format!(r#"{{"mode": "exam", "exam": {{"samples_per_dataset": 5, "pass_accuracy": {pass}}}}}"#);
+        run(&params, false, &[])
+    };
+    let v = exam(0.8);
+    for i in 0..4 {
+        let m = &v["results"][i]["output"]["metrics"];
+        assert_eq!(m["samples"], 30.0, "5 per dataset");
+        assert_eq!(v["results"][i]["output"]["raw_score"], m["accuracy"]);
+    }
+    let trained = &v["results"][3]["output"];
+    assert_eq!(trained["metrics"]["exam_passed"], 1.0, "{trained}");
+    assert_eq!(v["results"][0]["output"]["metrics"]["exam_passed"], 0.0);
+    // The mark is a parameter: passed exactly when accuracy reaches it.
+    for mark in [0.5, 0.9] {
+        let v = exam(mark);
+        for i in 0..4 {
+            let o = &v["results"][i]["output"];
+            let accuracy = o["metrics"]["accuracy"].as_f64().unwrap();
+            assert_eq!(o["details"]["exam"]["passed"], accuracy >= mark, "{} at {mark}: {o}", MODELS[i]);
+        }
+    }
+}
+
+#[test]
+fn unreadable_media_fail_their_own_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("broken");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("truncated.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let good = workdir().join("data/eval/gan-upsample");
+    for f in ["0000.png", "0001.png"] {
+        std::fs::copy(good.join(f), data.join(f)).unwrap();
+    }
+    let registry = tmp.path().join("registry.yaml");
+    std::fs::write(&registry, "datasets:\n  - name: broken\n    modality: image\n    media_type: synthetic\n    path: broken\n").unwrap();
+    let model = workdir().join("models/detector-160");
+    let out = eval(
+        &detector_plugin(),
+        "image",
+        &["--samples", registry.to_str().unwrap(), "--json", "--submission", model.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let o = &stdout_json(&out)["results"][0]["output"];
+    assert_eq!(o["metrics"]["samples_ok"], 2.0);
+    assert_eq!(o["metrics"]["samples_error"], 1.0);
+    assert!(o["details"]["errors"][0].as_str().unwrap().contains("truncated.png"), "{o}");
+}
