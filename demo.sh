@@ -6,6 +6,9 @@
 # - a language-model round (competitions/demo-llm.toml): four tiny models the project trains
 #   (arena-tiny-lm), checked against the competition's constraints, then evaluated by the
 #   perplexity plugin (packed text loss, reference loss, multiple choice);
+# - an SN34-style detector round (competitions/demo-detector.toml): a generated real-vs-synthetic
+#   image benchmark and four tiny detectors (arena-tiny-detect), scored by the detector plugin
+#   with gasbench's sn34 score;
 # then the competitions' rules turn the scores into the weights a validator would set.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,9 +24,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "== building arena and its plugins (first build: a few minutes)"
-cargo build --quiet -p arena-host -p arena-replay -p arena-perplexity -p arena-llm --bins
+cargo build --quiet -p arena-host -p arena-replay -p arena-perplexity -p arena-llm -p arena-detector --bins
 arena="${CARGO_TARGET_DIR:-target}/debug/arena"
 tiny="${CARGO_TARGET_DIR:-target}/debug/arena-tiny-lm"
+tinyd="${CARGO_TARGET_DIR:-target}/debug/arena-tiny-detect"
 
 # The competition (competitions/demo.toml) names its task repository target/arena-demo/task.
 work=target/arena-demo
@@ -107,3 +111,38 @@ PY
 echo
 echo "== weights: arena score competitions/demo.toml competitions/demo-llm.toml --raw $work/raw-all.json"
 "$arena" score competitions/demo.toml competitions/demo-llm.toml --raw "$work/raw-all.json" --state "$work/state.json"
+echo
+echo "== detectors: arena-tiny-detect generates a real-vs-synthetic image benchmark and trains four tiny detectors"
+"$tinyd" --out "$work/detector"
+detectors=(detector-untrained detector-10 detector-40 detector-160)
+dsubs=()
+for m in "${detectors[@]}"; do dsubs+=(--submission "$work/detector/models/$m"); done
+dataset=$(python3 - competitions/demo-detector.toml "$work/detector.params.json" <<'PY'
+import json, sys, tomllib
+t = tomllib.load(open(sys.argv[1], "rb"))["tasks"][0]
+json.dump(t["params"], open(sys.argv[2], "w"))
+print(t["dataset"])
+PY
+)
+echo "== sn34: detector plugin, four detectors, each in an isolated worker"
+"$arena" eval --plugin detector --task image --params "$work/detector.params.json" --samples "$dataset" \
+  --isolated --timeout 300 --memory 4GiB "${dsubs[@]}" --json > "$work/detector.json" || true
+python3 - "$work/detector.json" "${detectors[@]}" > "$work/raw-detector.json" <<'PY'
+import json, sys
+results, models = json.load(open(sys.argv[1]))["results"], sys.argv[2:]
+subs = []
+for i, (m, r) in enumerate(zip(models, results)):
+    ok = r["status"] == "ok"
+    if ok:
+        x = r["output"]["metrics"]
+        print(f"  uid {i + 1} {m}: sn34 {x['sn34_score']:.4f} (accuracy {x['accuracy']:.4f}, MCC {x['binary_mcc']:.4f}, "
+              f"Brier {x['binary_brier']:.4f})", file=sys.stderr)
+    else:
+        print(f"  uid {i + 1} {m}: {r['failure']['kind']}: {r['failure']['message']}", file=sys.stderr)
+    subs.append({"uid": i + 1, "hotkey": m, "block": 100 * (i + 1), "competition": "demo-detector",
+                 "tasks": {"sn34": r["output"]["metrics"]["sn34_score"] if ok else None}})
+print(json.dumps({"block": 1000, "submissions": subs}))
+PY
+echo
+echo "== weights: arena score competitions/demo-detector.toml --raw $work/raw-detector.json"
+"$arena" score competitions/demo-detector.toml --raw "$work/raw-detector.json" --state "$work/state-detector.json"
