@@ -2,8 +2,9 @@
 //! a list of datasets, each with a name, a modality, a media type (real, synthetic,
 //! semisynthetic) and a path, here a local directory of media files (relative to the registry
 //! file). Every media file becomes one sample, `{"dataset", "modality", "media_type"}` plus the
-//! file, in dataset order and then path order; detector plugins draw their per-dataset subsets
-//! from these.
+//! file, in dataset order and then path order; for video datasets a folder of frame images is
+//! one sample too (gasbench's pre-extracted frames). Detector plugins draw their per-dataset
+//! subsets from these.
 //!
 //! ```yaml
 //! datasets:
@@ -154,15 +155,25 @@ pub fn samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
         files.sort();
         let exts = extensions(&modality);
         let before = out.len();
+        let mut frame_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut media = Vec::new();
         for f in files {
             let rel = f.strip_prefix(&dir).unwrap_or(&f);
-            let ext = f.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
-            if !exts.contains(&ext.as_str())
-                || include.as_ref().is_some_and(|g| !g.is_match(rel))
+            if include.as_ref().is_some_and(|g| !g.is_match(rel))
                 || exclude.as_ref().is_some_and(|g| g.is_match(rel))
             {
                 continue;
             }
+            let ext = f.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+            if exts.contains(&ext.as_str()) {
+                media.push(f);
+            } else if modality == "video" && extensions("image").contains(&ext.as_str()) {
+                frame_dirs.insert(f.parent().unwrap_or(&dir).to_path_buf());
+            }
+        }
+        media.extend(frame_dirs);
+        media.sort();
+        for f in media {
             out.push(Sample {
                 data: json!({ "dataset": d.name, "modality": modality, "media_type": d.media_type }),
                 files: vec![f],
@@ -199,6 +210,22 @@ mod tests {
         assert_eq!(names, [PathBuf::from("r/a.png"), "r/sub/b.jpg".into(), "s/c.png".into()]);
         assert_eq!(s[2].data["media_type"], "semisynthetic");
         assert_eq!(s[2].data["modality"], "image");
+
+        // Video: files, and folders of frames, one sample each.
+        for f in ["v/a.mp4", "v/clip1/0001.png", "v/clip1/0002.png", "v/clip2/f.jpg"] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        std::fs::write(
+            &reg,
+            "datasets:\n  - name: vids\n    path: v\n    modality: video\n    media_type: real\n",
+        )
+        .unwrap();
+        let s = samples(&reg).unwrap();
+        let names: Vec<_> =
+            s.iter().map(|s| s.files[0].strip_prefix(dir.path()).unwrap().to_path_buf()).collect();
+        assert_eq!(names, [PathBuf::from("v/a.mp4"), "v/clip1".into(), "v/clip2".into()]);
 
         std::fs::write(
             &reg,

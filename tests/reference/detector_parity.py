@@ -86,6 +86,66 @@ def fill(model: torch.nn.Module, seed: int) -> dict:
     return out
 
 
+class M5(torch.nn.Module):
+    """The M5 raw-waveform CNN (Dai et al. 2017) as torchaudio's speech-command tutorial writes
+    it (conv1..conv4, bn1..bn4, fc1), returning logits: the plugin's `m5` architecture."""
+
+    def __init__(self, n_output=2, stride=16, n_channel=32):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv1d(1, n_channel, kernel_size=80, stride=stride)
+        self.bn1 = nn.BatchNorm1d(n_channel)
+        self.conv2 = nn.Conv1d(n_channel, n_channel, kernel_size=3)
+        self.bn2 = nn.BatchNorm1d(n_channel)
+        self.conv3 = nn.Conv1d(n_channel, 2 * n_channel, kernel_size=3)
+        self.bn3 = nn.BatchNorm1d(2 * n_channel)
+        self.conv4 = nn.Conv1d(2 * n_channel, 2 * n_channel, kernel_size=3)
+        self.bn4 = nn.BatchNorm1d(2 * n_channel)
+        self.fc1 = nn.Linear(2 * n_channel, n_output)
+
+    def forward(self, x):  # [B, T] waveform
+        F = torch.nn.functional
+        x = x.unsqueeze(1)
+        for conv, bn in [(self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3), (self.conv4, self.bn4)]:
+            x = F.max_pool1d(F.relu(bn(conv(x))), 4)
+        return self.fc1(x.mean(dim=2))
+
+
+class FramePool(torch.nn.Module):
+    """A video detector: an image backbone on every frame, its pooled features averaged over
+    time, then the backbone's classifier (the plugin's image architectures on video input)."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x):  # [B, T, 3, H, W], normalised
+        b, t = x.shape[:2]
+        m = self.backbone
+        y = m.maxpool(m.relu(m.bn1(m.conv1(x.flatten(0, 1)))))
+        y = m.layer4(m.layer3(m.layer2(m.layer1(y))))
+        feats = torch.flatten(m.avgpool(y), 1).view(b, t, -1).mean(dim=1)
+        return m.fc(feats)
+
+    def state_dict(self, *a, **k):
+        return self.backbone.state_dict(*a, **k)
+
+    def load_state_dict(self, sd, *a, **k):
+        return self.backbone.load_state_dict(sd, *a, **k)
+
+
+def input_floats(seed: int, n: int) -> np.ndarray:
+    """Waveform samples in [-1, 1): float32 of (top 24 bits) / 2^23 - 1."""
+    return uniform_raw(seed, n).astype(np.float32)
+
+
+def uniform_raw(seed: int, n: int) -> np.ndarray:
+    key = np.uint64(seed)
+    with np.errstate(over="ignore"):
+        z = splitmix(key + np.arange(n, dtype=np.uint64))
+    return (z >> np.uint64(40)).astype(np.float64) / 8388608.0 - 1.0
+
+
 def input_bytes(seed: int, n: int) -> np.ndarray:
     key = np.uint64(seed)
     with np.errstate(over="ignore"):
@@ -93,23 +153,32 @@ def input_bytes(seed: int, n: int) -> np.ndarray:
     return (z >> np.uint64(56)).astype(np.uint8)
 
 
-def case(name, model, seed, batch, height, width, input_seed):
+def case(name, model, seed, shape, input_seed, arch=None, extra=None):
+    """`shape`: [B, 3, H, W] images, [B, T, 3, H, W] video frames (uint8, normalised as the
+    plugin does), or [B, T] waveforms (float32 in [-1, 1))."""
     model.eval()
     sd = fill(model, seed)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "model.safetensors")
         save_file(sd, path)
         digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    x = input_bytes(input_seed, batch * 3 * height * width).reshape(batch, 3, height, width)
-    xf = torch.from_numpy(x).float() / 255.0
-    xf = (xf - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    n = int(np.prod(shape))
+    if len(shape) == 2:
+        xf = torch.from_numpy(input_floats(input_seed, n).reshape(shape))
+    else:
+        x = input_bytes(input_seed, n).reshape(shape)
+        view = [1] * (len(shape) - 3) + [3, 1, 1]
+        xf = torch.from_numpy(x).float() / 255.0
+        xf = (xf - torch.tensor(MEAN).view(view)) / torch.tensor(STD).view(view)
     with torch.no_grad():
         logits = model(xf)
     return {
         "name": name,
+        "architecture": arch or name,
+        "model": extra or {},
         "seed": seed,
         "input_seed": input_seed,
-        "input_shape": [batch, 3, height, width],
+        "input_shape": list(shape),
         "mean": MEAN,
         "std": STD,
         "safetensors_sha256": digest,
@@ -160,9 +229,15 @@ def build():
             resize_case(375, 500, 256, 192, 17),
         ],
         "cases": [
-            case("resnet18", tv.resnet18(num_classes=2), 18, 3, 112, 144, 1),
-            case("resnet34", tv.resnet34(num_classes=3), 34, 2, 64, 64, 2),
-            case("resnet50", tv.resnet50(num_classes=1), 50, 2, 96, 80, 3),
+            case("resnet18", tv.resnet18(num_classes=2), 18, [3, 3, 112, 144], 1),
+            case("resnet34", tv.resnet34(num_classes=3), 34, [2, 3, 64, 64], 2),
+            case("resnet50", tv.resnet50(num_classes=1), 50, [2, 3, 96, 80], 3),
+            case("convnext_tiny", tv.convnext_tiny(num_classes=2), 7, [2, 3, 64, 64], 4),
+            case("vit", tv.VisionTransformer(image_size=64, patch_size=16, num_layers=2, num_heads=4,
+                                             hidden_dim=64, mlp_dim=128, num_classes=2), 16, [2, 3, 64, 64], 5,
+                 extra={"patch_size": 16, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128}),
+            case("m5", M5(n_output=2), 5, [3, 16000], 6),
+            case("video_resnet18", FramePool(tv.resnet18(num_classes=2)), 19, [2, 4, 3, 48, 64], 7, arch="resnet18"),
         ],
     }
 

@@ -28,9 +28,8 @@ const MODELS: [&str; 4] = ["detector-untrained", "detector-10", "detector-40", "
 fn run(params: &str, isolated: bool, extra: &[&Path]) -> Value {
     let dir = workdir();
     let registry = dir.join("data/eval/registry.yaml");
-    let mut args: Vec<String> = ["--params", params, "--samples", registry.to_str().unwrap(), "--json"]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> =
+        ["--params", params, "--samples", registry.to_str().unwrap(), "--json"].map(String::from).to_vec();
     for m in MODELS.iter().map(|m| dir.join("models").join(m)).chain(extra.iter().map(|p| p.to_path_buf())) {
         args.push("--submission".into());
         args.push(m.display().to_string());
@@ -69,7 +68,11 @@ fn full_benchmark_in_process_and_isolated_ranks_the_detectors() {
     let scores: Vec<f64> =
         (0..4).map(|i| a["results"][i]["output"]["metrics"]["sn34_score"].as_f64().unwrap()).collect();
     for i in 0..4 {
-        assert_eq!(a["results"][i]["output"], b["results"][i]["output"], "{}: in-process vs isolated", MODELS[i]);
+        assert_eq!(
+            a["results"][i]["output"], b["results"][i]["output"],
+            "{}: in-process vs isolated",
+            MODELS[i]
+        );
         let m = &a["results"][i]["output"]["metrics"];
         assert_eq!(m["samples"], 72.0, "6 datasets x 12 images");
         assert_eq!(m["samples_error"], 0.0);
@@ -89,14 +92,18 @@ fn full_benchmark_in_process_and_isolated_ranks_the_detectors() {
         let r = &v["results"][5];
         assert_eq!(r["failure"]["kind"], "invalid_submission", "{r}");
         let msg = r["failure"]["message"].as_str().unwrap();
-        assert!(msg.contains("layer1.2.conv1.weight") && msg.contains("missing"), "first mismatching tensor: {msg}");
+        assert!(
+            msg.contains("layer1.2.conv1.weight") && msg.contains("missing"),
+            "first mismatching tensor: {msg}"
+        );
     }
 }
 
 #[test]
 fn entrance_exam_draws_per_dataset_and_applies_the_pass_mark() {
     let exam = |pass: f64| {
-        let params = format!(r#"{{"mode": "exam", "exam": {{"samples_per_dataset": 5, "pass_accuracy": {pass}}}}}"#);
+        let params =
+            format!(r#"{{"mode": "exam", "exam": {{"samples_per_dataset": 5, "pass_accuracy": {pass}}}}}"#);
         run(&params, false, &[])
     };
     let v = exam(0.8);
@@ -130,7 +137,11 @@ fn unreadable_media_fail_their_own_samples() {
         std::fs::copy(good.join(f), data.join(f)).unwrap();
     }
     let registry = tmp.path().join("registry.yaml");
-    std::fs::write(&registry, "datasets:\n  - name: broken\n    modality: image\n    media_type: synthetic\n    path: broken\n").unwrap();
+    std::fs::write(
+        &registry,
+        "datasets:\n  - name: broken\n    modality: image\n    media_type: synthetic\n    path: broken\n",
+    )
+    .unwrap();
     let model = workdir().join("models/detector-160");
     let out = eval(
         &detector_plugin(),
@@ -142,4 +153,43 @@ fn unreadable_media_fail_their_own_samples() {
     assert_eq!(o["metrics"]["samples_ok"], 2.0);
     assert_eq!(o["metrics"]["samples_error"], 1.0);
     assert!(o["details"]["errors"][0].as_str().unwrap().contains("truncated.png"), "{o}");
+}
+
+#[test]
+fn audio_and_video_run_through_the_same_pipeline() {
+    let dir = workdir();
+    for (task, registry, model, expected) in [
+        ("audio", "data/audio/registry.yaml", "models/audio-m5", 24.0),
+        ("video", "data/video/registry.yaml", "models/video-resnet18", 12.0),
+    ] {
+        let image_model = dir.join("models/detector-160");
+        let out = eval(
+            &detector_plugin(),
+            task,
+            &[
+                "--samples",
+                dir.join(registry).to_str().unwrap(),
+                "--json",
+                "--submission",
+                dir.join(model).to_str().unwrap(),
+                "--submission",
+                image_model.to_str().unwrap(),
+            ],
+        );
+        let v = stdout_json(&out);
+        let o = &v["results"][0]["output"];
+        assert_eq!(o["metrics"]["samples_ok"], expected, "{task}: {v}");
+        assert_eq!(o["metrics"]["samples_error"], 0.0, "{task}: {v}");
+        for m in ["accuracy", "binary_mcc", "binary_brier", "sn34_score"] {
+            assert!(o["metrics"][m].as_f64().is_some_and(f64::is_finite), "{task} {m}: {o}");
+        }
+        assert_eq!(o["details"]["per_dataset"].as_object().unwrap().len(), 2, "{task}");
+        // An image detector submitted to another modality fails as the submission's fault.
+        let r = &v["results"][1];
+        assert_eq!(r["failure"]["kind"], "invalid_submission", "{r}");
+        assert!(
+            r["failure"]["message"].as_str().unwrap().contains(&format!("this task scores {task}")),
+            "{r}"
+        );
+    }
 }

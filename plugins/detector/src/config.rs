@@ -40,7 +40,8 @@ impl fmt::Display for Modality {
     }
 }
 
-/// The architectures this plugin implements.
+/// The architectures this plugin implements. Image architectures also take video: each frame
+/// goes through the backbone, the pooled features are averaged over time, then the head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Architecture {
@@ -50,23 +51,43 @@ pub enum Architecture {
     Resnet34,
     /// torchvision `resnet50` tensor names.
     Resnet50,
+    /// torchvision `convnext_tiny` tensor names.
+    ConvnextTiny,
+    /// torchvision `VisionTransformer` tensor names; shape from `model:` (`patch_size`,
+    /// `num_layers`, `num_heads`, `hidden_dim`, `mlp_dim`; default a small one: 16, 12, 6, 384,
+    /// 1536).
+    Vit,
+    /// M5 raw-waveform CNN (torchaudio tutorial names); `width` (32) and `stride` (16).
+    M5,
 }
 
 impl Architecture {
-    pub const ALL: [Architecture; 3] =
-        [Architecture::Resnet18, Architecture::Resnet34, Architecture::Resnet50];
+    pub const ALL: [Architecture; 6] = [
+        Architecture::Resnet18,
+        Architecture::Resnet34,
+        Architecture::Resnet50,
+        Architecture::ConvnextTiny,
+        Architecture::Vit,
+        Architecture::M5,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Architecture::Resnet18 => "resnet18",
             Architecture::Resnet34 => "resnet34",
             Architecture::Resnet50 => "resnet50",
+            Architecture::ConvnextTiny => "convnext_tiny",
+            Architecture::Vit => "vit",
+            Architecture::M5 => "m5",
         }
     }
 
     /// The modalities the architecture takes input of.
     pub fn modalities(self) -> &'static [Modality] {
-        &[Modality::Image]
+        match self {
+            Architecture::M5 => &[Modality::Audio],
+            _ => &[Modality::Image, Modality::Video],
+        }
     }
 }
 
@@ -130,9 +151,23 @@ pub struct ModelSection {
     pub num_classes: usize,
     #[serde(default = "default_weights_file")]
     pub weights_file: String,
-    /// ResNet base planes (torchvision: 64).
+    /// ResNet base planes (torchvision: 64); M5 channels (32).
     #[serde(default)]
     pub width: Option<usize>,
+    /// M5: stride of the first convolution (16).
+    #[serde(default)]
+    pub stride: Option<usize>,
+    /// ViT shape.
+    #[serde(default)]
+    pub patch_size: Option<usize>,
+    #[serde(default)]
+    pub num_layers: Option<usize>,
+    #[serde(default)]
+    pub num_heads: Option<usize>,
+    #[serde(default)]
+    pub hidden_dim: Option<usize>,
+    #[serde(default)]
+    pub mlp_dim: Option<usize>,
 }
 
 fn default_classes() -> usize {
@@ -190,14 +225,49 @@ impl ModelConfig {
         if wf.is_empty() || wf.contains('/') || wf.contains('\\') || wf == ".." || wf == "." {
             return Err(format!("model.weights_file: `{wf}` must be a plain file name in the submission"));
         }
-        if let Some(w) = self.model.width
-            && !(1..=256).contains(&w)
-        {
-            return Err(format!("model.width: {w} is outside 1..=256"));
+        let m = &self.model;
+        for (field, value, max) in [
+            ("width", m.width, 512),
+            ("stride", m.stride, 160),
+            ("patch_size", m.patch_size, 64),
+            ("num_layers", m.num_layers, 48),
+            ("num_heads", m.num_heads, 64),
+            ("hidden_dim", m.hidden_dim, 4096),
+            ("mlp_dim", m.mlp_dim, 16384),
+        ] {
+            if let Some(v) = value
+                && !(1..=max).contains(&v)
+            {
+                return Err(format!("model.{field}: {v} is outside 1..={max}"));
+            }
         }
         let [h, w] = self.input_size();
         if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
             return Err(format!("preprocessing.resize: [{h}, {w}] must be within 1..={MAX_SIDE}"));
+        }
+        if arch == Architecture::Vit {
+            let v = self.vit_shape();
+            if h % v.patch_size != 0 || w % v.patch_size != 0 {
+                return Err(format!(
+                    "preprocessing.resize: [{h}, {w}] is not a multiple of model.patch_size {}",
+                    v.patch_size
+                ));
+            }
+            if v.hidden_dim % v.num_heads != 0 {
+                return Err(format!(
+                    "model.hidden_dim: {} is not a multiple of model.num_heads {}",
+                    v.hidden_dim, v.num_heads
+                ));
+            }
+        }
+        if self.modality == Modality::Audio {
+            let need = crate::arch::m5::M5::min_samples(self.model.stride.unwrap_or(16));
+            if self.audio_samples() < need {
+                return Err(format!(
+                    "preprocessing: {} samples per clip, fewer than the {need} the network needs",
+                    self.audio_samples()
+                ));
+            }
         }
         if let Some(n) = &self.preprocessing.normalize {
             if n.mean.len() != 3 || n.std.len() != 3 {
@@ -223,6 +293,30 @@ impl ModelConfig {
     /// `[H, W]` of the model input: `preprocessing.resize`, else gasbench's 224×224.
     pub fn input_size(&self) -> [usize; 2] {
         self.preprocessing.resize.unwrap_or([224, 224])
+    }
+
+    /// Frames per video: `preprocessing.num_frames` (default 16), at most 64.
+    pub fn num_frames(&self) -> usize {
+        self.preprocessing.num_frames.unwrap_or(16).min(MAX_VIDEO_NUM_FRAMES)
+    }
+
+    /// Samples per audio clip: gasbench's fixed 16 kHz × 6 s (its benchmark ignores the config's
+    /// duration), or `sample_rate × duration_seconds` when both are given.
+    pub fn audio_samples(&self) -> usize {
+        let rate = self.preprocessing.sample_rate.unwrap_or(16000) as f64;
+        let secs = self.preprocessing.duration_seconds.unwrap_or(6.0);
+        (rate * secs) as usize
+    }
+
+    pub fn vit_shape(&self) -> crate::arch::vit::VitShape {
+        let m = &self.model;
+        crate::arch::vit::VitShape {
+            patch_size: m.patch_size.unwrap_or(16),
+            num_layers: m.num_layers.unwrap_or(12),
+            num_heads: m.num_heads.unwrap_or(6),
+            hidden_dim: m.hidden_dim.unwrap_or(384),
+            mlp_dim: m.mlp_dim.unwrap_or(1536),
+        }
     }
 
     pub fn weights_path(&self, dir: &Path) -> PathBuf {
@@ -263,6 +357,9 @@ mod tests {
         let text = GOOD.replace("modality: image", "modality: audio");
         let e = ModelConfig::parse(&text, Path::new("m.yaml")).unwrap_err().to_string();
         assert!(e.contains("does not take audio"), "{e}");
+        let text = GOOD.replace("resnet18", "vit").replace("[64, 48]", "[64, 40]");
+        let e = ModelConfig::parse(&text, Path::new("m.yaml")).unwrap_err().to_string();
+        assert!(e.contains("patch_size"), "{e}");
         let text = GOOD.replace("  num_classes: 2\n", "  weights_file: ../secret.safetensors\n");
         let e = ModelConfig::parse(&text, Path::new("m.yaml")).unwrap_err().to_string();
         assert!(e.contains("plain file name"), "{e}");

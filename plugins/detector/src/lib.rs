@@ -5,7 +5,8 @@
 //! plugin's list) and safetensors weights under PyTorch's tensor names, so weights trained with
 //! torchvision load as they are.
 //!
-//! Task kind `image`: every sample is a media file with its dataset and media type; the plugin
+//! Task kinds `image`, `video`, `audio`: every sample is a media file with its dataset and media
+//! type; the plugin
 //! draws the per-dataset subset gasbench draws (full benchmark caps, or the entrance exam's small
 //! sample), preprocesses as gasbench does, runs the network on the host's device (CPU through
 //! burn's Flex backend, wgpu, or CUDA in builds with the `cuda` feature), and pools gasbench's
@@ -31,7 +32,7 @@ use burn::tensor::{Tensor, TensorData};
 
 pub use arch::Network;
 pub use config::{Architecture, Modality, ModelConfig};
-pub use task::{ExamParams, ImageParams, Mode, ScoreMetric};
+pub use task::{DetectParams, ExamParams, Mode, ScoreMetric};
 pub use weights::{Naming, Source, WeightMap};
 
 /// What went wrong, by whose fault.
@@ -142,30 +143,67 @@ impl Detector {
     /// Logits of a batch of uint8 CHW images of the config's input size.
     pub fn image_logits(&self, images: &[Vec<u8>]) -> Result<Vec<Vec<f32>>, DetectorError> {
         let [h, w] = self.config.input_size();
-        let mut input = Vec::with_capacity(images.len() * 3 * h * w);
-        for img in images {
-            if img.len() != 3 * h * w {
+        let input = self.normalised(images.iter().map(Vec::as_slice), 3 * h * w)?;
+        let x = Tensor::<4>::from_data(TensorData::new(input, [images.len(), 3, h, w]), &self.device);
+        rows(self.network.forward_images(x))
+    }
+
+    /// Logits of a batch of videos, each `num_frames` uint8 CHW frames of the input size.
+    pub fn video_logits(&self, videos: &[Vec<Vec<u8>>]) -> Result<Vec<Vec<f32>>, DetectorError> {
+        let [h, w] = self.config.input_size();
+        let t = self.config.num_frames();
+        if let Some(v) = videos.iter().find(|v| v.len() != t) {
+            return Err(DetectorError::Internal(format!("a video of {} frames, expected {t}", v.len())));
+        }
+        let input = self.normalised(videos.iter().flatten().map(Vec::as_slice), 3 * h * w)?;
+        let x = Tensor::<5>::from_data(TensorData::new(input, [videos.len(), t, 3, h, w]), &self.device);
+        rows(self.network.forward_video(x))
+    }
+
+    /// Logits of a batch of waveforms of the config's clip length.
+    pub fn audio_logits(&self, clips: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, DetectorError> {
+        let n = self.config.audio_samples();
+        if let Some(c) = clips.iter().find(|c| c.len() != n) {
+            return Err(DetectorError::Internal(format!("a clip of {} samples, expected {n}", c.len())));
+        }
+        let input: Vec<f32> = clips.iter().flatten().copied().collect();
+        let x = Tensor::<2>::from_data(TensorData::new(input, [clips.len(), n]), &self.device);
+        rows(self.network.forward_audio(x))
+    }
+
+    fn normalised<'a>(
+        &self,
+        items: impl Iterator<Item = &'a [u8]>,
+        len: usize,
+    ) -> Result<Vec<f32>, DetectorError> {
+        let mut out = Vec::new();
+        for chw in items {
+            if chw.len() != len {
                 return Err(DetectorError::Internal(format!(
-                    "image of {} bytes, expected {}",
-                    img.len(),
-                    3 * h * w
+                    "an image of {} bytes, expected {len}",
+                    chw.len()
                 )));
             }
-            self.normalise(img, &mut input);
+            self.normalise(chw, &mut out);
         }
-        let x = Tensor::<4>::from_data(TensorData::new(input, [images.len(), 3, h, w]), &self.device);
-        let logits = self.network.forward_images(x);
-        let [b, c] = logits.dims();
-        let flat = logits
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| DetectorError::Internal(format!("reading logits: {e:?}")))?;
-        Ok((0..b).map(|i| flat[i * c..(i + 1) * c].to_vec()).collect())
+        Ok(out)
     }
 }
 
+/// A `[B, C]` tensor as B rows.
+fn rows(logits: Tensor<2>) -> Result<Vec<Vec<f32>>, DetectorError> {
+    let [b, c] = logits.dims();
+    let flat = logits
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| DetectorError::Internal(format!("reading logits: {e:?}")))?;
+    Ok((0..b).map(|i| flat[i * c..(i + 1) * c].to_vec()).collect())
+}
+
 pub const IMAGE: &str = "image";
+pub const VIDEO: &str = "video";
+pub const AUDIO: &str = "audio";
 
 pub struct DetectorPlugin;
 
@@ -179,15 +217,22 @@ impl Plugin for DetectorPlugin {
             name: "detector".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             abi_version: String::new(),
-            tasks: vec![TaskKindInfo {
-                name: IMAGE.into(),
-                description:
-                    "Real-vs-synthetic image detection as gasbench scores it (SN34): accuracy, binary MCC, \
-                              Brier, sn34 score, per dataset; full benchmark or entrance exam."
-                        .into(),
+            tasks: [
+                (IMAGE, "images: shortest-edge crop and OpenCV bilinear resize to the model's input"),
+                (VIDEO, "videos (files through ffmpeg, or folders of frames): num_frames frames, each resized as images"),
+                (AUDIO, "audio: mono 16 kHz (ffmpeg unless already so), centre-cropped or zero-padded to 6 s"),
+            ]
+            .into_iter()
+            .map(|(name, what)| TaskKindInfo {
+                name: name.into(),
+                description: format!(
+                    "Real-vs-synthetic detection of {what}, scored as gasbench scores it (SN34): accuracy, \
+                     binary MCC, Brier, sn34 score, per dataset; full benchmark or entrance exam."
+                ),
                 devices: devices(),
-                params_schema: schema::<ImageParams>(),
-            }],
+                params_schema: schema::<DetectParams>(),
+            })
+            .collect(),
         }
     }
 

@@ -153,3 +153,185 @@ pub fn to_chw(img: &Rgb) -> Vec<u8> {
     }
     out
 }
+
+/// Audio clip for the model: decoded to mono at `rate` Hz as float32 in [-1, 1], then
+/// centre-cropped or zero-padded at the end to `samples` (gasbench's `process_audio_sample`,
+/// `use_random_crop=False`).
+pub fn load_audio(path: &Path, rate: u32, samples: usize) -> Result<Vec<f32>, DetectorError> {
+    let wave = decode_audio(path, rate)?;
+    Ok(fit_length(wave, samples))
+}
+
+/// Centre crop (`start = (len - n) // 2`) or zero padding at the end.
+pub fn fit_length(mut wave: Vec<f32>, n: usize) -> Vec<f32> {
+    if wave.len() > n {
+        let start = (wave.len() - n) / 2;
+        wave.drain(..start);
+        wave.truncate(n);
+    } else {
+        wave.resize(n, 0.0);
+    }
+    wave
+}
+
+/// Decodes audio to mono float32 at `rate` Hz. A 16-bit PCM WAV that is already mono at `rate`
+/// is read directly (`s / 32768`, which is what FFmpeg's s16-to-float conversion computes);
+/// anything else goes through the `ffmpeg` command as gasbench's fallback decoder runs it
+/// (`-vn -ac 1 -ar RATE -f f32le`), so FFmpeg does the resampling and the mixdown.
+pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, DetectorError> {
+    let bad = |m: String| DetectorError::Sample(format!("{}: {m}", path.display()));
+    if let Ok(reader) = hound::WavReader::open(path) {
+        let spec = reader.spec();
+        if spec.channels == 1
+            && spec.sample_rate == rate
+            && spec.bits_per_sample == 16
+            && spec.sample_format == hound::SampleFormat::Int
+        {
+            if reader.duration() as u64 > MAX_AUDIO_SAMPLES {
+                return Err(bad(format!(
+                    "{} samples, more than the {MAX_AUDIO_SAMPLES} accepted",
+                    reader.duration()
+                )));
+            }
+            return reader
+                .into_samples::<i16>()
+                .map(|s| s.map(|v| v as f32 / 32768.0))
+                .collect::<Result<Vec<f32>, _>>()
+                .map_err(|e| bad(format!("cannot decode: {e}")));
+        }
+    }
+    let out = ffmpeg(&[
+        "-i",
+        &path.display().to_string(),
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        &rate.to_string(),
+        "-f",
+        "f32le",
+        "pipe:1",
+    ])
+    .map_err(bad)?;
+    if out.len() as u64 > MAX_AUDIO_SAMPLES * 4 {
+        return Err(bad("decoded audio is too long".into()));
+    }
+    Ok(out.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// Longest decoded clip accepted (samples): ten minutes at 16 kHz.
+pub const MAX_AUDIO_SAMPLES: u64 = 16_000 * 600;
+
+/// Runs `ffmpeg -nostdin -v error ARGS`, returning its stdout.
+fn ffmpeg(args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg (needed for this media format): {e}"))?;
+    if !out.status.success() {
+        return Err(format!("ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(out.stdout)
+}
+
+/// Image file extensions read as video frames.
+const FRAME_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
+
+/// A video's frames as gasbench picks them (`process_video_bytes_sample`,
+/// `process_video_frames_sample`): from a folder of frames, the first `num_frames` files in name
+/// order; from a video file (decoded by `ffmpeg`, as decord decodes with FFmpeg), every
+/// `round(fps / frame_rate)`-th frame when `frame_rate` is set, else the first `num_frames`;
+/// short videos repeat their last frame.
+pub fn load_frames(
+    path: &Path,
+    num_frames: usize,
+    frame_rate: Option<f64>,
+) -> Result<Vec<Rgb>, DetectorError> {
+    let bad = |m: String| DetectorError::Sample(format!("{}: {m}", path.display()));
+    let mut frames = if path.is_dir() {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| bad(format!("cannot list: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| FRAME_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            })
+            .collect();
+        files.sort();
+        files.truncate(num_frames);
+        files.iter().map(|f| decode_image(f)).collect::<Result<Vec<_>, _>>()?
+    } else {
+        decode_video(path, num_frames, frame_rate).map_err(bad)?
+    };
+    let Some(last) = frames.last().cloned() else {
+        return Err(bad("no frames".into()));
+    };
+    frames.resize(num_frames, last);
+    Ok(frames)
+}
+
+fn probe(path: &Path) -> Result<(usize, usize, f64), String> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,avg_frame_rate",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run ffprobe (needed for video files): {e}"))?;
+    if !out.status.success() {
+        return Err(format!("ffprobe failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field =
+        |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_string();
+    let width: usize = field("width").parse().map_err(|_| "no video stream".to_string())?;
+    let height: usize = field("height").parse().map_err(|_| "no video stream".to_string())?;
+    // decord's get_avg_fps(); gasbench falls back to 30 when it is missing or not positive.
+    let fps = match field("avg_frame_rate").split_once('/') {
+        Some((n, d)) => n.parse::<f64>().unwrap_or(0.0) / d.parse::<f64>().unwrap_or(0.0),
+        None => 0.0,
+    };
+    let fps = if fps.is_finite() && fps > 0.0 { fps } else { 30.0 };
+    Ok((width, height, fps))
+}
+
+fn decode_video(path: &Path, num_frames: usize, frame_rate: Option<f64>) -> Result<Vec<Rgb>, String> {
+    let (width, height, fps) = probe(path)?;
+    if width == 0 || height == 0 || (width as u64) * (height as u64) > MAX_PIXELS {
+        return Err(format!("{width}x{height} frames are not accepted"));
+    }
+    let step = match frame_rate {
+        Some(r) => ((fps / r).round_ties_even() as usize).max(1),
+        None => 1,
+    };
+    let needed = (num_frames - 1) * step + 1;
+    let raw = ffmpeg(&[
+        "-i",
+        &path.display().to_string(),
+        "-map",
+        "0:v:0",
+        "-frames:v",
+        &needed.to_string(),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ])?;
+    let size = width * height * 3;
+    Ok(raw
+        .chunks_exact(size)
+        .step_by(step)
+        .take(num_frames)
+        .map(|f| Rgb { height, width, data: f.to_vec() })
+        .collect())
+}

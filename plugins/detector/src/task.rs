@@ -1,4 +1,5 @@
-//! The `image` task: parameters, the per-dataset draw, batched inference, pooled metrics.
+//! The `image`, `video` and `audio` tasks: parameters, the per-dataset draw, batched inference,
+//! pooled metrics.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -61,9 +62,6 @@ fn default_exam_time() -> f64 {
 fn default_gs_weight() -> f64 {
     5.0
 }
-fn default_batch() -> usize {
-    32
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -77,7 +75,7 @@ pub enum ScoreMetric {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ImageParams {
+pub struct DetectParams {
     #[serde(default)]
     pub mode: Mode,
     /// Full mode: the modality's total sample budget, split into per-dataset caps as gasbench
@@ -95,18 +93,18 @@ pub struct ImageParams {
     pub holdout_share: Option<f64>,
     #[serde(default)]
     pub gasstation_share: Option<f64>,
-    /// Images per forward pass.
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
+    /// Samples per forward pass (default gasbench's: 32 images, 4 videos, 16 audio clips).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
     /// The raw score: default sn34_score (full) or accuracy (exam).
     #[serde(default)]
     pub metric: Option<ScoreMetric>,
 }
 
-impl ImageParams {
+impl DetectParams {
     fn check(&self) -> Result<(), DetectorError> {
         let bad = |m: &str| Err(DetectorError::Parameters(m.into()));
-        if self.batch_size == 0 || self.batch_size > 4096 {
+        if self.batch_size.is_some_and(|b| b == 0 || b > 4096) {
             return bad("batch_size: must be within 1..=4096");
         }
         if !(self.gasstation_weight.is_finite() && self.gasstation_weight > 0.0) {
@@ -138,21 +136,79 @@ impl ImageParams {
 }
 
 pub fn create(spec: TaskSpec) -> Result<Box<dyn EvalTask>, PluginError> {
-    match spec.kind.as_str() {
-        crate::IMAGE => {
-            let params: ImageParams = parse_params(&spec.params)?;
-            params.check()?;
-            burn_device(spec.device)?;
-            Ok(Box::new(ImageTask { params, device: spec.device, seed: spec.seed }))
+    let modality = match spec.kind.as_str() {
+        crate::IMAGE => Modality::Image,
+        crate::VIDEO => Modality::Video,
+        crate::AUDIO => Modality::Audio,
+        other => {
+            return Err(PluginError::invalid_parameters(format!(
+                "unknown task kind `{other}` (known: image, video, audio)"
+            )));
         }
-        other => Err(PluginError::invalid_parameters(format!("unknown task kind `{other}` (known: image)"))),
-    }
+    };
+    let params: DetectParams = parse_params(&spec.params)?;
+    params.check()?;
+    burn_device(spec.device)?;
+    Ok(Box::new(DetectTask { params, modality, device: spec.device, seed: spec.seed }))
 }
 
-struct ImageTask {
-    params: ImageParams,
+struct DetectTask {
+    params: DetectParams,
+    modality: Modality,
     device: Device,
     seed: u64,
+}
+
+/// One preprocessed sample.
+enum Input {
+    Image(Vec<u8>),
+    Video(Vec<Vec<u8>>),
+    Audio(Vec<f32>),
+}
+
+/// Reads and preprocesses one sample for `detector`'s input.
+fn load(detector: &Detector, modality: Modality, path: &std::path::Path) -> Result<Input, DetectorError> {
+    let cfg = &detector.config;
+    let [h, w] = cfg.input_size();
+    Ok(match modality {
+        Modality::Image => Input::Image(preprocess::to_chw(&preprocess::resize_shortest_edge(
+            &preprocess::decode_image(path)?,
+            h,
+            w,
+        ))),
+        Modality::Video => Input::Video(
+            preprocess::load_frames(path, cfg.num_frames(), cfg.preprocessing.frame_rate)?
+                .iter()
+                .map(|f| preprocess::to_chw(&preprocess::resize_shortest_edge(f, h, w)))
+                .collect(),
+        ),
+        Modality::Audio => Input::Audio(preprocess::load_audio(
+            path,
+            cfg.preprocessing.sample_rate.unwrap_or(16000),
+            cfg.audio_samples(),
+        )?),
+    })
+}
+
+/// Logits of a batch of inputs of one modality.
+fn infer(detector: &Detector, batch: Vec<Input>) -> Result<Vec<Vec<f32>>, DetectorError> {
+    let mut images = Vec::new();
+    let mut videos = Vec::new();
+    let mut clips = Vec::new();
+    for input in batch {
+        match input {
+            Input::Image(i) => images.push(i),
+            Input::Video(v) => videos.push(v),
+            Input::Audio(a) => clips.push(a),
+        }
+    }
+    if !images.is_empty() {
+        detector.image_logits(&images)
+    } else if !videos.is_empty() {
+        detector.video_logits(&videos)
+    } else {
+        detector.audio_logits(&clips)
+    }
 }
 
 /// One evaluation sample: its media file, dataset and label.
@@ -164,9 +220,13 @@ struct Item {
     label: bool,
 }
 
-fn item(i: usize, s: &Sample) -> Result<Item, DetectorError> {
+/// The sample's media, dataset and label; `None` for a sample of another modality.
+fn item(i: usize, s: &Sample, modality: Modality) -> Result<Option<Item>, DetectorError> {
     let bad = |m: String| DetectorError::Parameters(format!("sample {i}: {m}"));
     let field = |k: &str| s.data.get(k).and_then(Value::as_str).map(str::to_string);
+    if field("modality").is_some_and(|m| m != modality.as_str()) {
+        return Ok(None);
+    }
     let dataset = field("dataset").ok_or_else(|| bad("no `dataset` name".into()))?;
     let media_type = field("media_type").ok_or_else(|| bad("no `media_type`".into()))?;
     let label = metrics::label_of(&media_type)
@@ -176,7 +236,7 @@ fn item(i: usize, s: &Sample) -> Result<Item, DetectorError> {
         (None, Some(p)) => PathBuf::from(p),
         (None, None) => return Err(bad("no media file".into())),
     };
-    Ok(Item { path, dataset, media_type, label })
+    Ok(Some(Item { path, dataset, media_type, label }))
 }
 
 /// gasbench's draw: per dataset (in order of first appearance), `random.Random(seed).shuffle`
@@ -212,7 +272,7 @@ struct DatasetReport {
     predictions: BTreeMap<&'static str, usize>,
 }
 
-impl EvalTask for ImageTask {
+impl EvalTask for DetectTask {
     fn evaluate(
         &mut self,
         request: &EvalRequest,
@@ -220,8 +280,13 @@ impl EvalTask for ImageTask {
     ) -> Result<EvalOutput, PluginError> {
         let started = Instant::now();
         let p = &self.params;
-        let items: Vec<Item> =
-            request.samples.iter().enumerate().map(|(i, s)| item(i, s)).collect::<Result<_, _>>()?;
+        let modality = self.modality;
+        let items: Vec<Item> = request
+            .samples
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| item(i, s, modality).transpose())
+            .collect::<Result<_, _>>()?;
         let drawn = match p.mode {
             Mode::Exam => draw(items, &|n: &[&str]| vec![p.exam.samples_per_dataset; n.len()], self.seed),
             Mode::Full => match p.target_samples {
@@ -232,24 +297,28 @@ impl EvalTask for ImageTask {
             },
         };
         if drawn.is_empty() {
-            return Err(PluginError::invalid_parameters("no samples to evaluate"));
+            return Err(PluginError::invalid_parameters(format!("no {modality} samples to evaluate")));
         }
 
         let device = burn_device(self.device)?;
         let detector = Detector::load(&request.submission.path, &device)?;
-        if detector.config.modality != Modality::Image {
+        if detector.config.modality != modality {
             return Err(PluginError::invalid_submission(format!(
-                "model_config.yaml: modality `{}`, but this task scores images",
+                "model_config.yaml: modality `{}`, but this task scores {modality}",
                 detector.config.modality
             )));
         }
-        let [h, w] = detector.config.input_size();
+        let batch_size = p.batch_size.unwrap_or(match modality {
+            Modality::Image => 32,
+            Modality::Video => 4,
+            Modality::Audio => 16,
+        });
 
         let total = drawn.len() as u64;
         let mut outcome: Vec<Option<Result<(bool, f64), String>>> = vec![None; drawn.len()];
         let mut inference_errors = 0usize;
         let mut timed_out = false;
-        for (b, chunk) in drawn.chunks(p.batch_size).enumerate() {
+        for (b, chunk) in drawn.chunks(batch_size).enumerate() {
             if progress.is_cancelled() {
                 return Err(PluginError::cancelled());
             }
@@ -257,20 +326,20 @@ impl EvalTask for ImageTask {
                 timed_out = true;
                 break;
             }
-            let base = b * p.batch_size;
+            let base = b * batch_size;
             let mut batch = Vec::new();
             let mut slots = Vec::new();
             for (k, it) in chunk.iter().enumerate() {
-                match preprocess::decode_image(&it.path) {
-                    Ok(img) => {
-                        batch.push(preprocess::to_chw(&preprocess::resize_shortest_edge(&img, h, w)));
+                match load(&detector, modality, &it.path) {
+                    Ok(input) => {
+                        batch.push(input);
                         slots.push(base + k);
                     }
                     Err(e) => outcome[base + k] = Some(Err(format!("decode: {e}"))),
                 }
             }
             if !batch.is_empty() {
-                let run = catch_unwind(AssertUnwindSafe(|| detector.image_logits(&batch)));
+                let run = catch_unwind(AssertUnwindSafe(|| infer(&detector, batch)));
                 let result = match run {
                     Ok(Ok(logits)) => Ok(logits),
                     Ok(Err(e)) => Err(e.to_string()),
@@ -294,7 +363,7 @@ impl EvalTask for ImageTask {
                 }
             }
             let done = (base + chunk.len()) as u64;
-            progress.report(done, total, &format!("{done}/{total} images"));
+            progress.report(done, total, &format!("{done}/{total} {modality} samples"));
         }
 
         // Weights: provenance shares over the scored samples, else 1.
@@ -369,7 +438,7 @@ impl EvalTask for ImageTask {
             "model": {
                 "name": detector.config.name,
                 "architecture": detector.config.model.architecture.as_str(),
-                "input": [h, w],
+                "input": detector.config.input_size(),
             },
             "per_dataset": per_dataset,
             "errors": errors.iter().take(20).collect::<Vec<_>>(),

@@ -82,7 +82,10 @@ fn wrong_dtypes_and_non_finite_weights_are_rejected() {
     let mut t = tensors();
     t.get_mut("layer2.0.bn1.running_var").unwrap().data[3] = f32::NAN;
     let m = load_bytes(&file_bytes(&t));
-    assert!(m.contains("`layer2.0.bn1.running_var`") && m.contains("non-finite") && m.contains("element 3"), "{m}");
+    assert!(
+        m.contains("`layer2.0.bn1.running_var`") && m.contains("non-finite") && m.contains("element 3"),
+        "{m}"
+    );
     let mut t = tensors();
     t.get_mut("fc.weight").unwrap().data[0] = f32::INFINITY;
     let m = load_bytes(&file_bytes(&t));
@@ -99,7 +102,10 @@ fn mismatched_tensors_are_named() {
     let mut t = tensors();
     t.get_mut("layer1.0.conv1.weight").unwrap().shape = vec![4, 4, 9];
     let m = load_bytes(&file_bytes(&t));
-    assert!(m.contains("`layer1.0.conv1.weight`") && m.contains("[4, 4, 9]") && m.contains("[4, 4, 3, 3]"), "{m}");
+    assert!(
+        m.contains("`layer1.0.conv1.weight`") && m.contains("[4, 4, 9]") && m.contains("[4, 4, 3, 3]"),
+        "{m}"
+    );
 
     let mut t = tensors();
     t.insert("head.extra".into(), HostTensor { shape: vec![2], data: vec![0.0, 1.0] });
@@ -112,7 +118,9 @@ fn a_missing_weights_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("model_config.yaml"), CONFIG).unwrap();
     match Detector::load(dir.path(), &burn::tensor::Device::flex()) {
-        Err(DetectorError::Submission(m)) => assert!(m.contains("model.safetensors") && m.contains("cannot open"), "{m}"),
+        Err(DetectorError::Submission(m)) => {
+            assert!(m.contains("model.safetensors") && m.contains("cannot open"), "{m}")
+        }
         other => panic!("{other:?}"),
     }
 }

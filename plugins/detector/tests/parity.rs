@@ -1,4 +1,5 @@
-//! Parity with torchvision (tests/reference/detector_parity.py): the same counter-based weights
+//! Parity with PyTorch (tests/reference/detector_parity.py: torchvision ResNet-18/34/50,
+//! ConvNeXt-T and ViT, M5 on waveforms, ResNet-18 pooled over video frames): the same counter-based weights
 //! written as the same safetensors file (sha256), loaded through the plugin's loader, give the
 //! logits torch computed, within 1e-4 of the largest logit; and the image preprocessing matches
 //! OpenCV's resize byte for byte.
@@ -21,9 +22,35 @@ fn input_bytes(seed: u64, n: usize) -> Vec<u8> {
     (0..n as u64).map(|i| (splitmix(seed.wrapping_add(i)) >> 56) as u8).collect()
 }
 
-fn config(arch: &str, classes: usize, h: usize, w: usize, mean: &Value, std: &Value) -> String {
+fn input_floats(seed: u64, n: usize) -> Vec<f32> {
+    (0..n as u64)
+        .map(|i| ((splitmix(seed.wrapping_add(i)) >> 40) as f64 / 8_388_608.0 - 1.0) as f32)
+        .collect()
+}
+
+/// model_config.yaml for a fixture case: images `[B, 3, H, W]`, video `[B, T, 3, H, W]`, audio
+/// `[B, T]`.
+fn config(case: &Value, classes: usize) -> String {
+    let shape: Vec<usize> = serde_json::from_value(case["input_shape"].clone()).unwrap();
+    let arch = case["architecture"].as_str().unwrap();
+    let mut extra = String::new();
+    for (k, v) in case["model"].as_object().unwrap() {
+        extra.push_str(&format!("  {k}: {v}\n"));
+    }
+    let (modality, pre) = match shape.len() {
+        2 => ("audio", format!("  sample_rate: 16000\n  duration_seconds: {}\n", shape[1] as f64 / 16000.0)),
+        n => {
+            let (h, w) = (shape[n - 2], shape[n - 1]);
+            let norm = format!("  normalize:\n    mean: {}\n    std: {}\n", case["mean"], case["std"]);
+            if n == 5 {
+                ("video", format!("  resize: [{h}, {w}]\n  num_frames: {}\n{norm}", shape[1]))
+            } else {
+                ("image", format!("  resize: [{h}, {w}]\n{norm}"))
+            }
+        }
+    };
     format!(
-        "name: parity\nmodality: image\npreprocessing:\n  resize: [{h}, {w}]\n  normalize:\n    mean: {mean}\n    std: {std}\nmodel:\n  architecture: {arch}\n  num_classes: {classes}\n"
+        "name: parity\nmodality: {modality}\npreprocessing:\n{pre}model:\n  architecture: {arch}\n  num_classes: {classes}\n{extra}"
     )
 }
 
@@ -32,12 +59,10 @@ fn check_cases(device: &burn::tensor::Device, label: &str) {
     for case in fx["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let seed = case["seed"].as_u64().unwrap();
-        let shape: Vec<usize> =
-            case["input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-        let (b, h, w) = (shape[0], shape[2], shape[3]);
+        let shape: Vec<usize> = serde_json::from_value(case["input_shape"].clone()).unwrap();
         let expected: Vec<Vec<f64>> = serde_json::from_value(case["logits"].clone()).unwrap();
         let classes = expected[0].len();
-        let cfg_text = config(name, classes, h, w, &case["mean"], &case["std"]);
+        let cfg_text = config(case, classes);
         let cfg = ModelConfig::parse(&cfg_text, Path::new("model_config.yaml")).unwrap();
 
         // The generator's weights, written as torch wrote them: the same bytes.
@@ -57,9 +82,28 @@ fn check_cases(device: &burn::tensor::Device, label: &str) {
 
         // Loaded through the submission path.
         let det = Detector::load(dir.path(), device).unwrap();
-        let input = input_bytes(case["input_seed"].as_u64().unwrap(), b * 3 * h * w);
-        let images: Vec<Vec<u8>> = input.chunks(3 * h * w).map(|c| c.to_vec()).collect();
-        let got = det.image_logits(&images).unwrap();
+        let input_seed = case["input_seed"].as_u64().unwrap();
+        let n: usize = shape.iter().product();
+        let got = match shape.len() {
+            2 => {
+                let clips: Vec<Vec<f32>> =
+                    input_floats(input_seed, n).chunks(shape[1]).map(<[f32]>::to_vec).collect();
+                det.audio_logits(&clips).unwrap()
+            }
+            4 => {
+                let frame = shape[1..].iter().product();
+                let images: Vec<Vec<u8>> =
+                    input_bytes(input_seed, n).chunks(frame).map(<[u8]>::to_vec).collect();
+                det.image_logits(&images).unwrap()
+            }
+            _ => {
+                let frame: usize = shape[2..].iter().product();
+                let frames: Vec<Vec<u8>> =
+                    input_bytes(input_seed, n).chunks(frame).map(<[u8]>::to_vec).collect();
+                let videos: Vec<Vec<Vec<u8>>> = frames.chunks(shape[1]).map(<[Vec<u8>]>::to_vec).collect();
+                det.video_logits(&videos).unwrap()
+            }
+        };
         let scale = expected.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
         let mut worst = 0.0f64;
         for (g, e) in got.iter().zip(&expected) {
@@ -73,14 +117,14 @@ fn check_cases(device: &burn::tensor::Device, label: &str) {
 }
 
 #[test]
-fn torchvision_resnets_on_cpu() {
+fn pytorch_logits_on_cpu() {
     check_cases(&burn::tensor::Device::flex(), "cpu");
 }
 
 /// wgpu (Mesa lavapipe in CI). Without an adapter the test says so and passes, unless
 /// ARENA_REQUIRE_WGPU=1 (set by .ci/run), where a missing adapter fails it.
 #[test]
-fn torchvision_resnets_on_wgpu() {
+fn pytorch_logits_on_wgpu() {
     let required = std::env::var("ARENA_REQUIRE_WGPU").is_ok_and(|v| v == "1");
     let probe = std::panic::catch_unwind(|| {
         let d = burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);

@@ -154,8 +154,8 @@ impl ResNet {
         Ok(ResNet { conv1, bn1, maxpool, layers, fc })
     }
 
-    /// `[B, 3, H, W]` normalised pixels to `[B, classes]` logits.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+    /// `[B, 3, H, W]` normalised pixels to pooled features `[B, C]`.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
         for layer in &self.layers {
             for block in layer {
@@ -164,7 +164,10 @@ impl ResNet {
         }
         // Global average pool, as adaptive_avg_pool2d to 1×1 then flatten.
         let [b, c, _, _] = x.dims();
-        let pooled = x.mean_dim(3).mean_dim(2).reshape([b, c]);
-        self.fc.forward(pooled)
+        x.mean_dim(3).mean_dim(2).reshape([b, c])
+    }
+
+    pub fn head(&self, f: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(f)
     }
 }

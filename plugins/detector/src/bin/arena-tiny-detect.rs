@@ -5,16 +5,19 @@
 //!
 //! writes DIR/data/train and DIR/data/eval (PNG images and a gasbench-style registry.yaml each)
 //! and DIR/models/<name>/ (model_config.yaml + model.safetensors, torchvision ResNet-18 tensor
-//! names at width 8, 64×64 input) for the untrained network and three training budgets.
+//! names at width 8, 64×64 input) for the untrained network and three training budgets; plus
+//! DIR/data/audio (WAV clips) and DIR/data/video (folders of frames) with an untrained M5 and
+//! an untrained frame-pooling ResNet-18 for them (DIR/models/audio-m5, DIR/models/video-resnet18).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use arena_detector::config::ModelConfig;
 use arena_detector::preprocess::{decode_image, resize_shortest_edge, to_chw};
-use arena_detector::synth::{IMAGE_DATASETS, write_benchmark};
+use arena_detector::synth::{IMAGE_DATASETS, write_audio_benchmark, write_benchmark, write_video_benchmark};
 use arena_detector::train::{TrainSet, train};
 use arena_detector::weights::{export, write_safetensors};
+use arena_detector::{Detector, Source};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -45,6 +48,31 @@ model:
   width: 8
   num_classes: 2
   weights_file: model.safetensors
+";
+
+const AUDIO_CONFIG: &str = "name: audio-m5
+modality: audio
+preprocessing:
+  sample_rate: 16000
+  duration_seconds: 1.0
+model:
+  architecture: m5
+  width: 8
+  num_classes: 2
+";
+
+const VIDEO_CONFIG: &str = "name: video-resnet18
+modality: video
+preprocessing:
+  resize: [64, 64]
+  num_frames: 4
+  normalize:
+    mean: [0.485, 0.456, 0.406]
+    std: [0.229, 0.224, 0.225]
+model:
+  architecture: resnet18
+  width: 8
+  num_classes: 2
 ";
 
 /// (name, training steps): the untrained network and three budgets.
@@ -80,6 +108,22 @@ fn main() -> anyhow::Result<()> {
         args.per_dataset,
         t0.elapsed().as_secs_f64()
     );
+    write_audio_benchmark(&args.out.join("data/audio"), args.per_dataset, 1.0, args.seed.wrapping_add(3))?;
+    write_video_benchmark(
+        &args.out.join("data/video"),
+        args.per_dataset / 2,
+        4,
+        [64, 64],
+        args.seed.wrapping_add(4),
+    )?;
+    for (name, text) in [("audio-m5", AUDIO_CONFIG), ("video-resnet18", VIDEO_CONFIG)] {
+        let config = ModelConfig::parse(text, Path::new("model_config.yaml"))?;
+        let det = Detector::from_source(config, Source::synthetic(11, &burn::tensor::Device::flex()))?;
+        let dir = args.out.join("models").join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("model_config.yaml"), text)?;
+        write_safetensors(&export(&det.network, &det.naming), true, &dir.join("model.safetensors"))?;
+    }
     let data = load_train(&train_dir)?;
     for (name, steps) in MODELS {
         let t = Instant::now();
