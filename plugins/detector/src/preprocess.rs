@@ -200,6 +200,12 @@ pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, DetectorError> {
                 .map_err(|e| bad(format!("cannot decode: {e}")));
         }
     }
+    decode_audio_ffmpeg(path, rate)
+}
+
+/// Decodes audio through `ffmpeg` (`-vn -ac 1 -ar RATE -f f32le`), whatever its format.
+pub fn decode_audio_ffmpeg(path: &Path, rate: u32) -> Result<Vec<f32>, DetectorError> {
+    let bad = |m: String| DetectorError::Sample(format!("{}: {m}", path.display()));
     let out = ffmpeg(&[
         "-i",
         &path.display().to_string(),
