@@ -26,6 +26,7 @@ mod types;
 
 pub mod metrics;
 pub mod pyrandom;
+pub mod splitmix;
 
 pub use loader::{ForeignPlugin, LoadError, load_plugin};
 pub use types::*;

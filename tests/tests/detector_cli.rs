@@ -193,3 +193,81 @@ fn audio_and_video_run_through_the_same_pipeline() {
         );
     }
 }
+
+/// `--device wgpu` through the ABI gives the CPU's numbers (to float tolerance). Skipped without a
+/// wgpu adapter unless ARENA_REQUIRE_WGPU=1.
+#[test]
+fn wgpu_through_the_abi_matches_the_cpu() {
+    let dir = workdir();
+    let registry = dir.join("data/eval/registry.yaml");
+    let model = dir.join("models/detector-160");
+    let run = |device: &str| {
+        let out = eval(
+            &detector_plugin(),
+            "image",
+            &[
+                "--device",
+                device,
+                "--params",
+                r#"{"mode": "exam", "exam": {"samples_per_dataset": 4}}"#,
+                "--samples",
+                registry.to_str().unwrap(),
+                "--json",
+                "--submission",
+                model.to_str().unwrap(),
+            ],
+        );
+        stdout_json(&out)["results"][0].clone()
+    };
+    let cpu = run("cpu");
+    let gpu = run("wgpu");
+    if gpu["status"] != "ok" {
+        let required = std::env::var("ARENA_REQUIRE_WGPU").is_ok_and(|v| v == "1");
+        assert!(!required, "wgpu is required (ARENA_REQUIRE_WGPU=1): {gpu}");
+        eprintln!("no usable wgpu adapter: {gpu}");
+        return;
+    }
+    assert_eq!(cpu["output"]["metrics"]["samples_ok"], 24.0);
+    for m in ["accuracy", "binary_mcc", "binary_brier", "sn34_score"] {
+        let (a, b) =
+            (cpu["output"]["metrics"][m].as_f64().unwrap(), gpu["output"]["metrics"][m].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-5, "{m}: cpu {a} wgpu {b}");
+    }
+}
+
+/// Per-sample weights (a sample's `weight`) weight accuracy, MCC and Brier; accuracy is then the
+/// weighted mean of the per-dataset results.
+#[test]
+fn sample_weights_weight_the_metrics() {
+    let dir = workdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let samples = tmp.path().join("weighted.jsonl");
+    let mut lines = String::new();
+    for (name, media_type, weight) in [
+        ("textures-real", "real", 3.0),
+        ("gan-upsample", "synthetic", 1.0),
+        ("latent-grid", "synthetic", 0.5),
+    ] {
+        for i in 0..12 {
+            let file = dir.join(format!("data/eval/{name}/{i:04}.png"));
+            lines.push_str(&format!(
+                "{{\"data\": {{\"dataset\": \"{name}\", \"media_type\": \"{media_type}\", \"weight\": {weight}}}, \"files\": [\"{}\"]}}\n",
+                file.display()
+            ));
+        }
+    }
+    std::fs::write(&samples, lines).unwrap();
+    let model = dir.join("models/detector-40");
+    let out = eval(
+        &detector_plugin(),
+        "image",
+        &["--samples", samples.to_str().unwrap(), "--json", "--submission", model.to_str().unwrap()],
+    );
+    let o = &stdout_json(&out)["results"][0]["output"];
+    let d = &o["details"]["per_dataset"];
+    let correct = |n: &str| d[n]["correct"].as_f64().unwrap();
+    let want = (3.0 * correct("textures-real") + correct("gan-upsample") + 0.5 * correct("latent-grid"))
+        / (12.0 * 4.5);
+    let got = o["metrics"]["accuracy"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-12, "weighted accuracy {got}, expected {want}: {o}");
+}

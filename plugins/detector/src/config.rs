@@ -97,6 +97,8 @@ impl fmt::Display for Architecture {
     }
 }
 
+/// The declared dtype. Accepted and reported; the networks compute in float32 (gasbench casts the
+/// model to it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum DType {
     #[default]

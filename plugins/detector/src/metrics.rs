@@ -17,17 +17,20 @@ pub fn label_of(media_type: &str) -> Option<bool> {
 
 /// `process_model_output` plus `Metrics.update`'s choice of P(synthetic): one logit is a
 /// sigmoid (`p > 0.5`), two or three a softmax (two: argmax; three: real only when class 0
-/// wins), all in float32 as numpy computes them. Returns (predicted synthetic, P(synthetic)).
+/// wins), all in float32 as numpy computes them. Returns (predicted synthetic, P(synthetic)),
+/// or `None` for an output gasbench cannot use: a length other than 1 to 3, or a non-finite
+/// logit (whose probabilities would be NaN and poison the pooled Brier score; the sample is
+/// recorded as an inference error instead).
 pub fn prediction(logits: &[f32]) -> Option<(bool, f64)> {
+    if logits.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
     match logits.len() {
         1 => {
             let p = 1.0f32 / (1.0 + (-logits[0]).exp());
             Some((p > 0.5, p as f64))
         }
         2 | 3 => {
-            if logits.iter().any(|v| v.is_nan()) {
-                return None;
-            }
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let exp: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
             let sum: f32 = exp.iter().sum();
@@ -189,6 +192,8 @@ mod tests {
         assert_eq!(prediction(&[0.0, 2.0, 1.0]).map(|p| p.0), Some(true));
         assert_eq!(prediction(&[3.0, 2.0, 2.5]).map(|p| p.0), Some(false));
         assert_eq!(prediction(&[1.0, 2.0, 3.0, 4.0]), None);
+        assert_eq!(prediction(&[f32::NAN]), None);
+        assert_eq!(prediction(&[f32::INFINITY, 0.0]), None);
         let (_, p) = prediction(&[0.0, 0.0, 0.0]).unwrap();
         assert!((p - 2.0 / 3.0).abs() < 1e-7);
     }

@@ -15,29 +15,7 @@ use std::path::Path;
 
 use crate::DetectorError;
 
-/// A splitmix64 stream.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / 16_777_216.0
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
+pub use arena_plugin_api::splitmix::SplitMix64 as Rng;
 
 /// A float RGB image, HWC, values in [0, 255].
 struct Canvas {
@@ -55,8 +33,8 @@ fn fractal(rng: &mut Rng, h: usize, w: usize, base_period: f32, octaves: usize) 
     for _ in 0..octaves {
         let gh = (h as f32 / period).ceil() as usize + 2;
         let gw = (w as f32 / period).ceil() as usize + 2;
-        let lattice: Vec<f32> = (0..gh * gw).map(|_| rng.unit()).collect();
-        let (oy, ox) = (rng.unit(), rng.unit());
+        let lattice: Vec<f32> = (0..gh * gw).map(|_| rng.next_f32()).collect();
+        let (oy, ox) = (rng.next_f32(), rng.next_f32());
         for y in 0..h {
             let fy = y as f32 / period + oy;
             let (y0, ty) = (fy.floor() as usize, fy - fy.floor());
@@ -81,11 +59,11 @@ fn fractal(rng: &mut Rng, h: usize, w: usize, base_period: f32, octaves: usize) 
 
 /// A natural-looking texture: fractal noise through a three-colour palette, lit by a gradient.
 fn texture(rng: &mut Rng, h: usize, w: usize) -> Canvas {
-    let period = 12.0 + 24.0 * rng.unit();
+    let period = 12.0 + 24.0 * rng.next_f32();
     let n = fractal(rng, h, w, period, 5);
     let palette: Vec<[f32; 3]> =
-        (0..3).map(|_| [rng.unit() * 255.0, rng.unit() * 255.0, rng.unit() * 255.0]).collect();
-    let (gy, gx) = (rng.unit() - 0.5, rng.unit() - 0.5);
+        (0..3).map(|_| [rng.next_f32() * 255.0, rng.next_f32() * 255.0, rng.next_f32() * 255.0]).collect();
+    let (gy, gx) = (rng.next_f32() - 0.5, rng.next_f32() - 0.5);
     let mut px = vec![0.0f32; h * w * 3];
     for y in 0..h {
         for x in 0..w {
@@ -104,7 +82,7 @@ fn texture(rng: &mut Rng, h: usize, w: usize) -> Canvas {
 /// Sensor noise: a triangular distribution of about ±3 levels.
 fn add_sensor_noise(rng: &mut Rng, c: &mut Canvas) {
     for v in &mut c.px {
-        *v += (rng.unit() + rng.unit() - 1.0) * 3.0;
+        *v += (rng.next_f32() + rng.next_f32() - 1.0) * 3.0;
     }
 }
 
@@ -148,7 +126,7 @@ fn gan_like(rng: &mut Rng, h: usize, w: usize) -> Canvas {
 fn latent_grid(rng: &mut Rng, h: usize, w: usize) -> Canvas {
     let mut c = texture(rng, h, w);
     let phase = (rng.below(8), rng.below(8));
-    let amp = 4.0 + 3.0 * rng.unit();
+    let amp = 4.0 + 3.0 * rng.next_f32();
     for y in 0..h {
         for x in 0..w {
             let on = (y + phase.0) % 8 == 0 || (x + phase.1) % 8 == 0;
@@ -260,12 +238,13 @@ pub const AUDIO_DATASETS: [(&str, &str); 2] = [("speech-real", "real"), ("tts-up
 fn natural_audio(rng: &mut Rng, n: usize, rate: f32) -> Vec<f32> {
     let mut out = vec![0.0f32; n];
     let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
-    let tones: Vec<(f32, f32, f32)> =
-        (0..3).map(|_| (120.0 + rng.unit() * 600.0, 0.05 + rng.unit() * 0.15, rng.unit() * 6.0)).collect();
-    let env_rate = 1.0 + rng.unit() * 3.0;
+    let tones: Vec<(f32, f32, f32)> = (0..3)
+        .map(|_| (120.0 + rng.next_f32() * 600.0, 0.05 + rng.next_f32() * 0.15, rng.next_f32() * 6.0))
+        .collect();
+    let env_rate = 1.0 + rng.next_f32() * 3.0;
     for (i, v) in out.iter_mut().enumerate() {
         let t = i as f32 / rate;
-        let white = rng.unit() * 2.0 - 1.0;
+        let white = rng.next_f32() * 2.0 - 1.0;
         // Paul Kellet's economy pink filter.
         b0 = 0.99765 * b0 + white * 0.0990460;
         b1 = 0.96300 * b1 + white * 0.2965164;

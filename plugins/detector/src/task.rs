@@ -211,13 +211,14 @@ fn infer(detector: &Detector, batch: Vec<Input>) -> Result<Vec<Vec<f32>>, Detect
     }
 }
 
-/// One evaluation sample: its media file, dataset and label.
+/// One evaluation sample: its media file, dataset, label and optional weight.
 #[derive(Clone, Debug)]
 struct Item {
     path: PathBuf,
     dataset: String,
     media_type: String,
     label: bool,
+    weight: Option<f64>,
 }
 
 /// The sample's media, dataset and label; `None` for a sample of another modality.
@@ -236,7 +237,14 @@ fn item(i: usize, s: &Sample, modality: Modality) -> Result<Option<Item>, Detect
         (None, Some(p)) => PathBuf::from(p),
         (None, None) => return Err(bad("no media file".into())),
     };
-    Ok(Some(Item { path, dataset, media_type, label }))
+    let weight = match s.data.get("weight") {
+        None | Some(Value::Null) => None,
+        Some(w) => match w.as_f64() {
+            Some(w) if w.is_finite() && w >= 0.0 => Some(w),
+            _ => return Err(bad(format!("weight {w} is not a finite non-negative number"))),
+        },
+    };
+    Ok(Some(Item { path, dataset, media_type, label, weight }))
 }
 
 /// gasbench's draw: per dataset (in order of first appearance), `random.Random(seed).shuffle`
@@ -366,10 +374,12 @@ impl EvalTask for DetectTask {
             progress.report(done, total, &format!("{done}/{total} {modality} samples"));
         }
 
-        // Weights: provenance shares over the scored samples, else 1.
+        // Weights: provenance shares over the scored samples, else each sample's own `weight`
+        // (default 1); accuracy is weighted whenever weights are.
         let ok_idx: Vec<usize> = (0..drawn.len()).filter(|i| matches!(outcome[*i], Some(Ok(_)))).collect();
-        let weighted = p.holdout_share.is_some() || p.gasstation_share.is_some();
-        let weights = if weighted {
+        let by_provenance = p.holdout_share.is_some() || p.gasstation_share.is_some();
+        let weighted = by_provenance || ok_idx.iter().any(|i| drawn[*i].weight.is_some());
+        let weights = if by_provenance {
             let names: Vec<&str> = ok_idx.iter().map(|i| drawn[*i].dataset.as_str()).collect();
             metrics::provenance_weights(
                 &names,
@@ -377,7 +387,7 @@ impl EvalTask for DetectTask {
                 p.gasstation_share.unwrap_or(0.0),
             )
         } else {
-            vec![1.0; ok_idx.len()]
+            ok_idx.iter().map(|i| drawn[*i].weight.unwrap_or(1.0)).collect()
         };
         let scored: Vec<Scored> = ok_idx
             .iter()

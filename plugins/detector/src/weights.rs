@@ -129,13 +129,7 @@ pub fn fnv1a64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// splitmix64's output function of the state `x`.
-pub fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use arena_plugin_api::splitmix::mix as splitmix;
 
 /// The counter-based generator's value for tensor `name` (`tests/reference/detector_parity.py`,
 /// `init_value`): uniform in [-1, 1) from the top 24 bits of splitmix64, scaled by the kind of

@@ -38,26 +38,7 @@ impl Default for GenerationConfig {
     }
 }
 
-/// SplitMix64: a small, fully specified generator, so sampling depends on the seed only.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 53 bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+pub use arena_plugin_api::splitmix::SplitMix64;
 
 /// transformers' `RepetitionPenaltyLogitsProcessor` on one row of logits.
 pub fn apply_repetition_penalty(logits: &mut [f32], seen: &[u32], penalty: f32) {
