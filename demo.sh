@@ -23,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}"; fi
 fi
 
-echo "== building arena and its plugins (first build: about 25 minutes on 2 cores; burn and wgpu are most of it)"
+echo "== building arena and its plugins (first build: burn and wgpu alone take about 15 minutes on 2 cores)"
 cargo build --quiet -p arena-host -p arena-replay -p arena-perplexity -p arena-llm -p arena-detector --bins
 arena="${CARGO_TARGET_DIR:-target}/debug/arena"
 tiny="${CARGO_TARGET_DIR:-target}/debug/arena-tiny-lm"

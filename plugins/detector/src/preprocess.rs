@@ -23,32 +23,28 @@ pub struct Rgb {
     pub data: Vec<u8>,
 }
 
-/// Decodes an image file to RGB (format from the content, not the extension).
+/// Decodes an image file to RGB (format from the content, not the extension). The decoder's
+/// limits refuse oversized images before their pixels are allocated.
 pub fn decode_image(path: &Path) -> Result<Rgb, DetectorError> {
     let bad = |m: String| DetectorError::Sample(format!("{}: {m}", path.display()));
-    let reader = image::ImageReader::open(path)
+    let mut reader = image::ImageReader::open(path)
         .map_err(|e| bad(format!("cannot open: {e}")))?
         .with_guessed_format()
         .map_err(|e| bad(format!("cannot read: {e}")))?;
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_alloc = Some(MAX_PIXELS * 8);
-    let mut reader = reader;
-    reader.limits(decoder_limits);
-    let (w, h) = reader.into_dimensions().map_err(|e| bad(format!("cannot decode: {e}")))?;
-    if (w as u64) * (h as u64) > MAX_PIXELS {
-        return Err(bad(format!("{w}x{h} is larger than the {MAX_PIXELS} pixels accepted")));
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(u16::MAX as u32);
+    limits.max_image_height = Some(u16::MAX as u32);
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| bad(format!("cannot decode: {e}")))?;
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    if (width as u64) * (height as u64) > MAX_PIXELS {
+        return Err(bad(format!("{width}x{height} is larger than the {MAX_PIXELS} pixels accepted")));
     }
-    let img = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| bad(format!("cannot read: {e}")))?
-        .decode()
-        .map_err(|e| bad(format!("cannot decode: {e}")))?;
-    let rgb = img.into_rgb8();
-    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
     if width == 0 || height == 0 {
         return Err(bad("empty image".into()));
     }
-    Ok(Rgb { height, width, data: rgb.into_raw() })
+    Ok(Rgb { height, width, data: img.into_rgb8().into_raw() })
 }
 
 /// gasbench's `ResizeShortestEdge`: the largest centred crop with the target's aspect ratio,
