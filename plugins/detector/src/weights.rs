@@ -92,18 +92,6 @@ impl WeightMap {
         }
         Ok(map)
     }
-
-    pub fn from_tensors(tensors: BTreeMap<String, HostTensor>) -> WeightMap {
-        WeightMap { tensors, ignored: Vec::new() }
-    }
-
-    pub fn len(&self) -> usize {
-        self.tensors.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tensors.is_empty()
-    }
 }
 
 /// IEEE half to single precision.
