@@ -15,3 +15,4 @@ pub mod plugins;
 pub mod registry;
 pub use arena_plugin_api::pyrandom;
 pub mod scoring;
+pub mod yuma;

@@ -45,7 +45,10 @@ enum Command {
     /// and check it against a competition's constraints.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Print the JSON Schema of competition or validator files (for editors).
+    /// Preview Yuma Consensus: run subtensor's epoch (bit-exact fixed point) on a subnet state
+    /// and print consensus, incentive, dividends, emission and bonds per uid.
+    Yuma(YumaArgs),
+    /// Print the JSON Schema of competition, validator or `arena yuma` input files (for editors).
     Schema {
         /// Which file kind.
         #[arg(value_enum, default_value = "competition")]
@@ -120,6 +123,25 @@ struct ScoreArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct YumaArgs {
+    /// The epoch's input: {"current_block", "stake": [rao per uid], "last_update",
+    /// "block_at_registration", "validator_permit", "weights" (dense rows or [uid, u16] pairs),
+    /// optional "bonds", "owner_uid", "tao_stake", "tao_weight", "commit_blocks", "emission",
+    /// "hyperparameters" {tempo, kappa, bonds_moving_average, bonds_penalty, liquid_alpha,
+    /// alpha_low, alpha_high, alpha_sigmoid_steepness, yuma3, activity_cutoff,
+    /// max_allowed_validators, commit_reveal, stake_threshold}, and "then": [changes per later
+    /// epoch]}. `arena schema yuma` prints the full schema.
+    #[arg(long, value_name = "EPOCH.json")]
+    input: PathBuf,
+    /// Run this many epochs, one tempo apart; bonds and permits carry over.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    epochs: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum ModelCommand {
     /// Architecture, parameters, dtypes, size; with --competition, the constraints it breaks.
@@ -140,6 +162,8 @@ enum ModelCommand {
 enum SchemaKind {
     Competition,
     Validator,
+    /// The input of `arena yuma`.
+    Yuma,
 }
 
 #[derive(Args)]
@@ -217,6 +241,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Check(args) => check(args),
         Command::Score(args) => score(args),
+        Command::Yuma(args) => yuma(args),
         Command::Schema { kind } => schema(kind),
         Command::Model(ModelCommand::Inspect { dir, competition, json }) => {
             model_inspect(&dir, competition, json)
@@ -535,10 +560,25 @@ fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn yuma(args: YumaArgs) -> anyhow::Result<ExitCode> {
+    use arena_host::yuma;
+    let text =
+        std::fs::read_to_string(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let input = yuma::report::parse(&text, &args.input.display().to_string())?;
+    let results = yuma::run(&input, args.epochs)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json!({"epochs": results}))?);
+    } else {
+        print!("{}", yuma::report::render(&results, input.emission));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn schema(kind: SchemaKind) -> anyhow::Result<ExitCode> {
     let schema = match kind {
         SchemaKind::Competition => schemars::schema_for!(arena_host::config::Competition),
         SchemaKind::Validator => schemars::schema_for!(arena_host::config::ValidatorConfig),
+        SchemaKind::Yuma => schemars::schema_for!(arena_host::yuma::EpochInput),
     };
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(ExitCode::SUCCESS)
