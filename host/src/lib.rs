@@ -14,5 +14,6 @@ pub mod model;
 pub mod plugins;
 pub mod registry;
 pub use arena_plugin_api::pyrandom;
+pub mod chain;
 pub mod scoring;
 pub mod yuma;

@@ -17,6 +17,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
+mod cli_chain;
+
 #[derive(Parser)]
 #[command(
     name = "arena",
@@ -45,6 +47,15 @@ enum Command {
     /// and check it against a competition's constraints.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Read the chain (metagraph, commitments, weights), set weights as a validator, and run
+    /// the embedded chain.
+    #[command(subcommand)]
+    Chain(cli_chain::ChainCommand),
+    /// Publish a model commitment as a miner (the competition's format, hashes included).
+    Commit(cli_chain::CommitArgs),
+    /// btcli wallets: create a hotkey, show addresses.
+    #[command(subcommand)]
+    Wallet(cli_chain::WalletCommand),
     /// Preview Yuma Consensus: run subtensor's epoch (bit-exact fixed point) on a subnet state
     /// and print consensus, incentive, dividends, emission and bonds per uid.
     Yuma(YumaArgs),
@@ -242,6 +253,9 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Score(args) => score(args),
         Command::Yuma(args) => yuma(args),
+        Command::Chain(cmd) => cli_chain::chain(cmd),
+        Command::Commit(args) => cli_chain::commit(args),
+        Command::Wallet(cmd) => cli_chain::wallet(cmd),
         Command::Schema { kind } => schema(kind),
         Command::Model(ModelCommand::Inspect { dir, competition, json }) => {
             model_inspect(&dir, competition, json)

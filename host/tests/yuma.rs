@@ -501,7 +501,7 @@ fn legacy_bonds_and_carried_epochs() {
     // column-normalized and max-upscaled for storage: each miner's largest bond is 65535.
     let out = run(&hand_input(), 3).unwrap();
     assert_eq!(out.len(), 3);
-    assert_eq!(out[1].block, 1000 + 361);
+    assert_eq!(out[1].block, 1000 + 360);
     let first = &out[0].uids;
     assert_eq!(first[0].bonds.iter().find(|b| b.0 == 2).unwrap().1, 65535);
     // Validator 0 bonds 0.6·0.75 = 0.45 to miner 2 against validator 1's 0.4·0.5 = 0.2.

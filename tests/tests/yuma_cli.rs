@@ -10,7 +10,7 @@ fn yuma_preview_runs_epochs_and_reports_errors() {
     let report = stdout_json(&out);
     let epochs = report["epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 3);
-    assert_eq!(epochs[1]["block"], 7200 + 361);
+    assert_eq!(epochs[1]["block"], 7200 + 360);
     for e in epochs {
         let uids = e["uids"].as_array().unwrap();
         let miners: u64 = uids.iter().map(|u| u["server_emission"].as_u64().unwrap()).sum();

@@ -435,7 +435,7 @@ pub fn epoch(input: &EpochInput) -> Result<EpochResult> {
     Ok(EpochResult { block, uids })
 }
 
-/// Runs `epochs` epochs, one tempo apart (`tempo + 1` blocks, as the chain schedules them).
+/// Runs `epochs` epochs, `tempo` blocks apart (subtensor's stateful scheduler).
 /// Between epochs the bonds and permits the previous epoch stored carry over, every uid's
 /// `last_update` moves forward by the same amount (validators keep setting the same weights),
 /// and `then[k]` (if any) replaces the weights or stakes of epoch `k + 1`.
@@ -446,7 +446,7 @@ pub fn run(input: &EpochInput, epochs: usize) -> Result<Vec<EpochResult>> {
     for k in 0..epochs {
         if k > 0 {
             let prev: &EpochResult = out.last().context("previous epoch")?;
-            let step = state.hyperparameters.tempo as u64 + 1;
+            let step = state.hyperparameters.tempo as u64;
             state.last_mechanism_step_block = state.current_block;
             state.current_block += step;
             for u in state.last_update.iter_mut() {

@@ -1,0 +1,230 @@
+//! Setting weights as a validator must: the SDK's u16 conversion, the subnet's rate limit,
+//! commit-reveal when the subnet asks for it, retries with backoff when the RPC fails, and a
+//! journal on disk so that a validator restarted after a crash never submits twice for one
+//! epoch (and still reveals what it committed).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{Call, Chain, calls, wallet};
+
+/// An error worth retrying (a dropped connection, a timeout), as opposed to the chain refusing
+/// the call. Chain clients wrap transport failures in it.
+#[derive(Debug, thiserror::Error)]
+#[error("RPC: {0}")]
+pub struct Transient(pub String);
+
+/// Retries: `attempts` tries, sleeping `base · 2^k` between them.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub base: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self { attempts: 5, base: Duration::from_secs(2) }
+    }
+}
+
+/// Runs `f` until it succeeds, fails with a non-transient error, or runs out of attempts.
+pub fn with_retry<T>(retry: Retry, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut k = 0;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.downcast_ref::<Transient>().is_some() && k + 1 < retry.attempts => {
+                tracing::warn!("{e:#}; retrying in {:?}", retry.base * 2u32.pow(k));
+                std::thread::sleep(retry.base * 2u32.pow(k));
+                k += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What the journal remembers per (netuid, epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Entry {
+    /// Written before the call is sent: after a crash the epoch is not tried again.
+    Sending {
+        block: u64,
+    },
+    Set {
+        block: u64,
+        id: String,
+    },
+    /// A v2 commit, with what its reveal needs.
+    Committed {
+        block: u64,
+        id: String,
+        uids: Vec<u16>,
+        weights: Vec<u16>,
+        salt: Vec<u16>,
+        version_key: u64,
+        reveal_epoch: u64,
+    },
+    Revealed {
+        block: u64,
+        id: String,
+    },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Journal {
+    /// `"netuid/epoch"` → entry.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+impl Journal {
+    pub fn load(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the weight journal {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing the weight journal {}", path.display()))
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing the weight journal {}", path.display()))
+    }
+}
+
+/// What one call of [`emit`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Set {
+        block: u64,
+        id: String,
+    },
+    Committed {
+        block: u64,
+        id: String,
+        reveal_epoch: u64,
+    },
+    Revealed {
+        block: u64,
+        id: String,
+        epoch: u64,
+    },
+    /// Already done (or attempted before a crash) for this epoch.
+    AlreadyDone {
+        epoch: u64,
+    },
+    /// The rate limit allows the next update at this block.
+    RateLimited {
+        next_block: u64,
+    },
+    NothingToSet,
+}
+
+/// A validator's weight setter for one subnet.
+pub struct Emitter<'a> {
+    pub chain: &'a mut dyn Chain,
+    pub signer: &'a wallet::Keypair,
+    pub netuid: u16,
+    pub journal: PathBuf,
+    pub retry: Retry,
+}
+
+impl Emitter<'_> {
+    /// Reveals a due commit if there is one, else sets (or commits) `weights` once per epoch.
+    pub fn emit(&mut self, weights: &[(u16, u16)], version_key: u64) -> Result<Outcome> {
+        let mut journal = Journal::load(&self.journal)?;
+        let params = with_retry(self.retry, || self.chain.params(self.netuid))?;
+        let block = with_retry(self.retry, || self.chain.current_block())?;
+        let epoch = params.epoch_index;
+        if let Some(out) = self.reveal_due(&mut journal, epoch)? {
+            return Ok(out);
+        }
+        let key = format!("{}/{epoch}", self.netuid);
+        if journal.entries.contains_key(&key) {
+            return Ok(Outcome::AlreadyDone { epoch });
+        }
+        if weights.is_empty() {
+            return Ok(Outcome::NothingToSet);
+        }
+        let me = self.signer.ss58();
+        let meta = with_retry(self.retry, || self.chain.metagraph(self.netuid))?;
+        let neuron = meta
+            .neurons
+            .iter()
+            .find(|n| n.hotkey == me)
+            .with_context(|| format!("hotkey {me} is not registered on subnet {}", self.netuid))?;
+        let next = neuron.last_update + params.weights_rate_limit;
+        if block < next && neuron.last_update != neuron.block_at_registration {
+            return Ok(Outcome::RateLimited { next_block: next });
+        }
+        let (uids, values): (Vec<u16>, Vec<u16>) = weights.iter().copied().unzip();
+        let version_key = version_key.max(params.weights_version_key);
+        journal.entries.insert(key.clone(), Entry::Sending { block });
+        journal.save(&self.journal)?;
+        if params.commit_reveal {
+            let salt = random_salt()?;
+            let account = super::ss58::decode(&me)?;
+            let hash = calls::commit_hash(&account, self.netuid, 0, &uids, &values, &salt, version_key);
+            let call = Call::CommitWeights { netuid: self.netuid, mechanism: 0, hash };
+            let r = with_retry(self.retry, || self.chain.submit(self.signer, &call))?;
+            // The commit counts in the epoch its block sees (one more if an epoch ran at it).
+            let at = with_retry(self.retry, || self.chain.params(self.netuid))?.epoch_index;
+            let reveal_epoch = at + params.reveal_period_epochs;
+            journal.entries.insert(
+                key,
+                Entry::Committed {
+                    block: r.block,
+                    id: r.id.clone(),
+                    uids,
+                    weights: values,
+                    salt,
+                    version_key,
+                    reveal_epoch,
+                },
+            );
+            journal.save(&self.journal)?;
+            Ok(Outcome::Committed { block: r.block, id: r.id, reveal_epoch })
+        } else {
+            let call =
+                Call::SetWeights { netuid: self.netuid, mechanism: 0, uids, weights: values, version_key };
+            let r = with_retry(self.retry, || self.chain.submit(self.signer, &call))?;
+            journal.entries.insert(key, Entry::Set { block: r.block, id: r.id.clone() });
+            journal.save(&self.journal)?;
+            Ok(Outcome::Set { block: r.block, id: r.id })
+        }
+    }
+
+    fn reveal_due(&mut self, journal: &mut Journal, epoch: u64) -> Result<Option<Outcome>> {
+        let due = journal.entries.iter().find_map(|(k, e)| match e {
+            Entry::Committed { reveal_epoch, .. }
+                if *reveal_epoch == epoch && k.starts_with(&format!("{}/", self.netuid)) =>
+            {
+                Some((k.clone(), e.clone()))
+            }
+            _ => None,
+        });
+        let Some((key, Entry::Committed { uids, weights, salt, version_key, .. })) = due else {
+            return Ok(None);
+        };
+        let call =
+            Call::RevealWeights { netuid: self.netuid, mechanism: 0, uids, weights, salt, version_key };
+        let r = with_retry(self.retry, || self.chain.submit(self.signer, &call))?;
+        journal.entries.insert(key, Entry::Revealed { block: r.block, id: r.id.clone() });
+        journal.save(&self.journal)?;
+        Ok(Some(Outcome::Revealed { block: r.block, id: r.id, epoch }))
+    }
+}
+
+/// Eight random u16s, as the SDK's salt.
+fn random_salt() -> Result<Vec<u16>> {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
+    Ok(b.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
+}
