@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use arena_host::chain::commitment::{self, Format, ModelCommitment};
 use arena_host::chain::emit::{Emitter, Retry};
 use arena_host::chain::local::{self, LocalChain};
+use arena_host::chain::subtensor::Subtensor;
 use arena_host::chain::wallet::{Keypair, Wallet};
 use arena_host::chain::{Call, Chain, ss58};
 use clap::{Args, Subcommand};
@@ -14,15 +15,30 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::json;
 
 #[derive(Args)]
+#[group(required = true, multiple = false)]
 pub struct ChainArg {
-    /// The chain: a chain-state file made by `arena chain local new` (the embedded chain).
+    /// A subtensor node: finney, test, local (ws://127.0.0.1:9944) or a ws:// / wss:// URL.
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// The embedded chain: a chain-state file made by `arena chain local new`.
     #[arg(long, value_name = "STATE.json")]
-    pub chain: PathBuf,
+    pub chain: Option<PathBuf>,
 }
 
 impl ChainArg {
-    pub fn open(&self) -> Result<LocalChain> {
-        LocalChain::open(&self.chain)
+    pub fn open(&self) -> Result<Box<dyn Chain>> {
+        match (&self.network, &self.chain) {
+            (Some(n), _) => Ok(Box::new(Subtensor::connect(n)?)),
+            (None, Some(path)) => Ok(Box::new(LocalChain::open(path)?)),
+            (None, None) => bail!("pass --network or --chain"),
+        }
+    }
+
+    fn local(&self) -> Result<LocalChain> {
+        match &self.chain {
+            Some(path) => LocalChain::open(path),
+            None => bail!("this command runs on the embedded chain only (--chain STATE.json)"),
+        }
     }
 }
 
@@ -62,9 +78,12 @@ pub enum ChainCommand {
         chain: ChainArg,
         #[arg(long)]
         netuid: u16,
-        /// How to read the strings.
-        #[arg(long, value_enum, default_value = "taoverse")]
-        format: Format,
+        /// How to read the strings (default: the competition's format, else taoverse).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// A competition file: its commitment format, and which commitments are its own.
+        #[arg(long, value_name = "COMPETITION.toml")]
+        competition: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -252,7 +271,12 @@ pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
                 println!("{t}");
             }
         }
-        ChainCommand::Commitments { chain, netuid, format, json } => {
+        ChainCommand::Commitments { chain, netuid, format, competition, json } => {
+            let comp = match &competition {
+                Some(p) => Some(crate::load_competition(p)?),
+                None => None,
+            };
+            let format = format.or(comp.as_ref().map(|c| c.commitment.format)).unwrap_or_default();
             let c = chain.open()?;
             let rows: Vec<_> = c
                 .commitments(netuid)?
@@ -269,7 +293,10 @@ pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
             if json {
                 let v: Vec<_> = rows
                     .iter()
-                    .map(|(x, p)| json!({"uid": x.uid, "hotkey": x.hotkey, "block": x.block, "data": x.data.as_ref().ok(), "parsed": p.as_ref().ok(), "error": p.as_ref().err()}))
+                    .map(|(x, p)| {
+                        let ours = comp.as_ref().map(|c| p.as_ref().is_ok_and(|m| c.owns(m)));
+                        json!({"uid": x.uid, "hotkey": x.hotkey, "block": x.block, "data": x.data.as_ref().ok(), "parsed": p.as_ref().ok(), "error": p.as_ref().err(), "in_competition": ours})
+                    })
                     .collect();
                 print_json(&v)?;
             } else {
@@ -316,7 +343,7 @@ pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
             let signer = a.wallet.wallet().hotkey()?;
             let mut c = a.chain.open()?;
             let mut emitter = Emitter {
-                chain: &mut c,
+                chain: c.as_mut(),
                 signer: &signer,
                 netuid: a.netuid,
                 journal: a.journal.clone(),
@@ -379,7 +406,7 @@ fn local_cmd(cmd: LocalCommand) -> Result<()> {
             );
         }
         LocalCommand::Advance { chain, blocks } => {
-            let mut c = chain.open()?;
+            let mut c = chain.local()?;
             let ran = c.advance(blocks)?;
             for (netuid, block) in &ran {
                 println!("epoch of subnet {netuid} at block {block}");
@@ -387,7 +414,7 @@ fn local_cmd(cmd: LocalCommand) -> Result<()> {
             println!("block {}", c.state.block);
         }
         LocalCommand::Register { chain, netuid, hotkey_ss58, coldkey_ss58, wallet, stake } => {
-            let mut c = chain.open()?;
+            let mut c = chain.local()?;
             let w = wallet.wallet();
             let hotkey = match hotkey_ss58 {
                 Some(h) => h,

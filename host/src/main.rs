@@ -598,15 +598,20 @@ fn schema(kind: SchemaKind) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A competition file's model constraints (its errors rendered as `arena check` does).
-fn competition_constraints(path: &Path) -> anyhow::Result<arena_host::config::Constraints> {
+/// One competition file, its errors rendered as `arena check` does.
+fn load_competition(path: &Path) -> anyhow::Result<arena_host::config::Competition> {
     match arena_host::checker::load_competitions(&[path.to_path_buf()]) {
-        Ok(mut c) => Ok(c.remove(0).constraints),
+        Ok(mut c) => Ok(c.remove(0)),
         Err(outcome) => {
             eprint!("{}", diag::render(&outcome.diagnostics, &outcome.sources, false));
             anyhow::bail!("the competition file has errors (see `arena check`)");
         }
     }
+}
+
+/// A competition file's model constraints (its errors rendered as `arena check` does).
+fn competition_constraints(path: &Path) -> anyhow::Result<arena_host::config::Constraints> {
+    Ok(load_competition(path)?.constraints)
 }
 
 /// Why a submission fails a competition's model constraints, read from its config.json and

@@ -571,3 +571,63 @@ fn transient_errors_are_retried_and_others_are_not() {
     assert!(r.is_err());
     assert_eq!(k, 3);
 }
+
+#[test]
+fn finney_metadata_encodes_the_same_call_data() {
+    // finney's runtime metadata, spec 393 (a public data file: CortexLM/bittensor-rs
+    // metadata/finney.scale), through subxt's offline client: the runtime's own encoding of each
+    // call must equal arena's hand-written one.
+    let md =
+        std::fs::read(format!("{}/../tests/fixtures/chain/finney-spec393.scale", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let calls = [
+        Call::SetWeights {
+            netuid: 1,
+            mechanism: 0,
+            uids: vec![0, 5],
+            weights: vec![65535, 32768],
+            version_key: 2000,
+        },
+        Call::SetWeights { netuid: 9, mechanism: 1, uids: vec![3], weights: vec![7], version_key: 10005000 },
+        Call::CommitWeights { netuid: 37, mechanism: 0, hash: [0xab; 32] },
+        Call::CommitWeights { netuid: 37, mechanism: 2, hash: [0x01; 32] },
+        Call::RevealWeights {
+            netuid: 37,
+            mechanism: 0,
+            uids: vec![1, 2],
+            weights: vec![65535, 9],
+            salt: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            version_key: 4,
+        },
+        Call::RevealWeights {
+            netuid: 37,
+            mechanism: 1,
+            uids: vec![],
+            weights: vec![],
+            salt: vec![9],
+            version_key: 0,
+        },
+        Call::CommitTimelockedWeights {
+            netuid: 11,
+            mechanism: 0,
+            commit: vec![5; 300],
+            reveal_round: 123456789,
+            commit_reveal_version: 4,
+        },
+        Call::CommitTimelockedWeights {
+            netuid: 11,
+            mechanism: 1,
+            commit: vec![1, 2, 3],
+            reveal_round: 1,
+            commit_reveal_version: 4,
+        },
+        Call::SetCommitment { netuid: 1, data: b"hello".to_vec() },
+        Call::SetCommitment { netuid: 9, data: vec![b'x'; 128] },
+        Call::SetCommitment { netuid: 9, data: vec![] },
+    ];
+    for call in &calls {
+        let theirs = arena_host::chain::subtensor::call_data_from_metadata(&md, 393, call).unwrap();
+        assert_eq!(hex::encode(theirs), hex::encode(call.encode().unwrap()), "{call:?}");
+    }
+    arena_host::chain::subtensor::check_metadata(&md).unwrap();
+}

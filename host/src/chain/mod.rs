@@ -8,6 +8,7 @@ pub mod commitment;
 pub mod emit;
 pub mod local;
 pub mod ss58;
+pub mod subtensor;
 pub mod wallet;
 
 use anyhow::Result;

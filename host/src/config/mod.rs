@@ -42,6 +42,37 @@ pub struct Competition {
     pub tasks: Vec<Task>,
     pub score: Score,
     pub ranking: Ranking,
+    /// How miners commit their models on chain for this competition.
+    #[serde(default)]
+    pub commitment: CommitmentSpec,
+}
+
+/// The on-chain commitment miners publish for a competition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitmentSpec {
+    /// `taoverse` (SN9/SN37, the default), `taoverse-legacy` (4 fields, SN9 before
+    /// competitions) or `dippy` (SN11).
+    #[serde(default)]
+    pub format: crate::chain::commitment::Format,
+    /// The competition id as commitments write it (SN11 writes "d1"); default: `competition_id`.
+    pub id: Option<String>,
+}
+
+impl Competition {
+    /// The competition id as this competition's commitments write it.
+    pub fn commitment_id(&self) -> String {
+        self.commitment.id.clone().unwrap_or_else(|| self.competition_id.to_string())
+    }
+
+    /// Whether a parsed commitment is for this competition (a legacy commitment, which names
+    /// none, belongs to competition 0).
+    pub fn owns(&self, c: &crate::chain::commitment::ModelCommitment) -> bool {
+        match &c.competition_id {
+            Some(id) => *id == self.commitment_id(),
+            None => self.competition_id == 0 && self.commitment.id.is_none(),
+        }
+    }
 }
 
 /// When the competition is active, by block: `from_block <= block < until_block`.
