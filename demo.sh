@@ -146,3 +146,29 @@ PY
 echo
 echo "== weights: arena score competitions/demo-detector.toml --raw $work/raw-detector.json"
 "$arena" score competitions/demo-detector.toml --raw "$work/raw-detector.json" --state "$work/state-detector.json"
+echo
+echo "== chain: the embedded chain (a local subnet state; no node needed): miners commit, the validator sets weights, an epoch runs Yuma Consensus"
+export BT_WALLET_PATH="$work/wallets"
+rm -rf "$BT_WALLET_PATH" "$work/chain.json" "$work/weights-journal.json"
+names=(validator "${detectors[@]}")
+neurons=()
+for i in "${!names[@]}"; do
+  addr=$("$arena" wallet new-hotkey --wallet "${names[$i]}" --hotkey default --seed "$(printf '%064x' $((i + 1)))" | awk '{print $2}')
+  stake=0; [ "$i" = 0 ] && stake=1000000000000
+  neurons+=(--neuron "$addr:$addr:$stake")
+done
+"$arena" chain local new "$work/chain.json" --netuid 1 --tempo 20 --weights-rate-limit 5 --yuma3 "${neurons[@]}"
+"$arena" chain local advance --chain "$work/chain.json" --blocks 20
+for i in 1 2 3 4; do
+  "$arena" commit --chain "$work/chain.json" --netuid 1 --wallet "${names[$i]}" --repo "demo/${names[$i]}" \
+    --revision "$(printf '%040x' "$i")" --model-dir "$work/detector/models/${names[$i]}" --competition-id 2
+done
+"$arena" chain commitments --chain "$work/chain.json" --netuid 1 --competition competitions/demo-detector.toml
+weights=$("$arena" score competitions/demo-detector.toml --raw "$work/raw-detector.json" --json |
+  python3 -c 'import json,sys; print(",".join("%d=%r" % (w["uid"], w["weight"]) for w in json.load(sys.stdin)["weights"]))')
+"$arena" chain set-weights --chain "$work/chain.json" --netuid 1 --wallet validator --weights "$weights" --journal "$work/weights-journal.json"
+"$arena" chain local advance --chain "$work/chain.json" --blocks 20
+"$arena" chain metagraph --chain "$work/chain.json" --netuid 1
+echo
+echo "== yuma: arena yuma --input examples/yuma/epoch.json --epochs 2 (subtensor's epoch, bit for bit)"
+"$arena" yuma --input examples/yuma/epoch.json --epochs 2

@@ -278,15 +278,13 @@ pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
             };
             let format = format.or(comp.as_ref().map(|c| c.commitment.format)).unwrap_or_default();
             let c = chain.open()?;
-            let rows: Vec<_> = c
-                .commitments(netuid)?
+            let mut commitments = c.commitments(netuid)?;
+            commitments.sort_by_key(|x| (x.uid.is_none(), x.uid, x.block));
+            let rows: Vec<_> = commitments
                 .into_iter()
                 .map(|x| {
-                    let parsed = x
-                        .data
-                        .clone()
-                        .map_err(|e| e)
-                        .and_then(|s| commitment::parse(format, &s).map_err(|e| e.to_string()));
+                    let parsed =
+                        x.data.clone().and_then(|s| commitment::parse(format, &s).map_err(|e| e.to_string()));
                     (x, parsed)
                 })
                 .collect();
@@ -357,7 +355,7 @@ pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
                     "u16 weights: {}",
                     u16s.iter().map(|(u, v)| format!("{u}:{v}")).collect::<Vec<_>>().join(" ")
                 );
-                println!("{out:?}");
+                println!("{out}");
             }
         }
         ChainCommand::Local(cmd) => local_cmd(cmd)?,

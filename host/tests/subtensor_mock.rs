@@ -71,7 +71,7 @@ fn node(netuid: u16) -> (Node, Vec<[u8; 32]>) {
     };
     let inner = opt.variants.iter().find(|v| v.name == "Some").unwrap().fields[0].ty.id;
     let mut m = zero_value(types, inner);
-    let accounts = |a: &[[u8; 32]]| Value::unnamed_composite(a.iter().map(|k| Value::from_bytes(k)));
+    let accounts = |a: &[[u8; 32]]| Value::unnamed_composite(a.iter().map(Value::from_bytes));
     set(&mut m, "tempo", Value::u128(360));
     set(&mut m, "weights_version", Value::u128(2013));
     set(&mut m, "weights_rate_limit", Value::u128(100));

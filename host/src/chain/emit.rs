@@ -127,6 +127,27 @@ pub enum Outcome {
     NothingToSet,
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Set { block, id } => write!(f, "weights set in block {block} ({id})"),
+            Outcome::Committed { block, id, reveal_epoch } => {
+                write!(f, "weights committed in block {block} ({id}); revealed in epoch {reveal_epoch}")
+            }
+            Outcome::Revealed { block, id, epoch } => {
+                write!(f, "weights of epoch {epoch} revealed in block {block} ({id})")
+            }
+            Outcome::AlreadyDone { epoch } => {
+                write!(f, "nothing sent: epoch {epoch} was already handled (see the journal)")
+            }
+            Outcome::RateLimited { next_block } => {
+                write!(f, "nothing sent: the rate limit allows the next update at block {next_block}")
+            }
+            Outcome::NothingToSet => write!(f, "nothing sent: no non-zero weight"),
+        }
+    }
+}
+
 /// A validator's weight setter for one subnet.
 pub struct Emitter<'a> {
     pub chain: &'a mut dyn Chain,

@@ -478,7 +478,7 @@ impl Chain for LocalChain {
             .collect())
     }
 
-    fn weights(&self, netuid: u16) -> Result<Vec<(u16, Vec<(u16, u16)>)>> {
+    fn weights(&self, netuid: u16) -> Result<super::WeightRows> {
         Ok(self.subnet(netuid)?.weights.iter().map(|(u, w)| (*u, w.clone())).collect())
     }
 

@@ -67,6 +67,9 @@ pub struct Commitment {
     pub data: Result<String, String>,
 }
 
+/// A subnet's stored weight rows: `(uid, [(dest, u16)])`.
+pub type WeightRows = Vec<(u16, Vec<(u16, u16)>)>;
+
 /// What a submitted call became.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receipt {
@@ -86,7 +89,7 @@ pub trait Chain {
     /// Every commitment on the subnet.
     fn commitments(&self, netuid: u16) -> Result<Vec<Commitment>>;
     /// Stored weight rows `(uid, [(dest, u16)])`.
-    fn weights(&self, netuid: u16) -> Result<Vec<(u16, Vec<(u16, u16)>)>>;
+    fn weights(&self, netuid: u16) -> Result<WeightRows>;
     /// Signs `call` with the hotkey and submits it; returns once it is in a block.
     fn submit(&mut self, signer: &wallet::Keypair, call: &Call) -> Result<Receipt>;
 }

@@ -346,7 +346,7 @@ impl Chain for Subtensor {
         })
     }
 
-    fn weights(&self, netuid: u16) -> Result<Vec<(u16, Vec<(u16, u16)>)>> {
+    fn weights(&self, netuid: u16) -> Result<super::WeightRows> {
         self.rt.block_on(async {
             let at = self.at().await?;
             let addr = dynamic::storage::<(u16, u16), Vec<(u16, u16)>>("SubtensorModule", "Weights");

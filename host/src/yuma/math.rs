@@ -140,12 +140,7 @@ pub fn mask_rows_sparse(mask: &[bool], m: &[Vec<(u16, Fx)>]) -> Sparse {
 pub fn mask_diag_sparse(m: &[Vec<(u16, Fx)>], keep: Option<u16>) -> Sparse {
     m.iter()
         .enumerate()
-        .map(|(i, row)| {
-            row.iter()
-                .filter(|(j, _)| i != *j as usize || keep == Some(*j) && i == *j as usize)
-                .copied()
-                .collect()
-        })
+        .map(|(i, row)| row.iter().filter(|(j, _)| i != *j as usize || keep == Some(*j)).copied().collect())
         .collect()
 }
 
