@@ -631,3 +631,108 @@ fn finney_metadata_encodes_the_same_call_data() {
     }
     arena_host::chain::subtensor::check_metadata(&md).unwrap();
 }
+
+/// A chain that says CRv4 and records what it is sent.
+struct Crv4Chain {
+    me: String,
+    sent: Vec<Call>,
+}
+
+impl Chain for Crv4Chain {
+    fn current_block(&self) -> anyhow::Result<u64> {
+        Ok(5_000_100)
+    }
+    fn block_hash(&self, _: u64) -> anyhow::Result<String> {
+        Ok("0x00".into())
+    }
+    fn metagraph(&self, netuid: u16) -> anyhow::Result<arena_host::chain::Metagraph> {
+        let n = arena_host::chain::Neuron {
+            uid: 0,
+            hotkey: self.me.clone(),
+            coldkey: self.me.clone(),
+            stake: 1,
+            validator_permit: true,
+            active: true,
+            last_update: 4_000_000,
+            block_at_registration: 1,
+            consensus: 0,
+            incentive: 0,
+            dividends: 0,
+            emission: 0,
+        };
+        Ok(arena_host::chain::Metagraph { netuid, block: 5_000_100, neurons: vec![n] })
+    }
+    fn params(&self, _: u16) -> anyhow::Result<arena_host::chain::SubnetParams> {
+        Ok(arena_host::chain::SubnetParams {
+            tempo: 360,
+            weights_rate_limit: 100,
+            weights_version_key: 0,
+            commit_reveal: true,
+            reveal_period_epochs: 1,
+            epoch_index: 13_000,
+            commit_reveal_version: 4,
+            schedule: Some(arena_host::chain::crv4::EpochSchedule {
+                last_epoch_block: 5_000_000,
+                pending_epoch_at: 0,
+                subnet_epoch_index: 13_000,
+                tempo: 360,
+                blocks_since_last_step: 100,
+                current_block: 5_000_100,
+            }),
+            max_allowed_validators: 64,
+        })
+    }
+    fn commitments(&self, _: u16) -> anyhow::Result<Vec<arena_host::chain::Commitment>> {
+        Ok(vec![])
+    }
+    fn weights(&self, _: u16) -> anyhow::Result<arena_host::chain::WeightRows> {
+        Ok(vec![])
+    }
+    fn submit(&mut self, _: &Keypair, call: &Call) -> anyhow::Result<arena_host::chain::Receipt> {
+        self.sent.push(call.clone());
+        Ok(arena_host::chain::Receipt { block: 5_000_101, id: "0x01".into() })
+    }
+}
+
+#[test]
+fn emitter_sends_timelocked_commits_where_the_runtime_is_crv4() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = pair(9);
+    let mut chain = Crv4Chain { me: signer.ss58(), sent: vec![] };
+    let before = arena_host::chain::crv4::now().unwrap();
+    let mut e = Emitter {
+        chain: &mut chain,
+        signer: &signer,
+        netuid: 1,
+        journal: tmp.path().join("j.json"),
+        retry: Retry::default(),
+    };
+    let Outcome::Timelocked { reveal_round, .. } = e.emit(&[(3, 65535), (7, 100)], 5).unwrap() else {
+        panic!()
+    };
+    // The round bittensor-drand 2.0 computes for this scheduler state (first reveal block
+    // 5_000_360, +3, 263 blocks of 12 s from now).
+    let want =
+        arena_host::chain::crv4::reveal_round(&chain.params(1).unwrap().schedule.unwrap(), 1, 12.0, before)
+            .unwrap();
+    assert!(reveal_round == want || reveal_round == want + 1, "{reveal_round} vs {want}");
+    let [
+        Call::CommitTimelockedWeights {
+            netuid: 1, commit, reveal_round: r, commit_reveal_version: 4, ..
+        },
+    ] = &chain.sent[..]
+    else {
+        panic!("{:?}", chain.sent)
+    };
+    assert_eq!(*r, reveal_round);
+    let payload = arena_host::chain::crv4::payload(&signer.public(), &[3, 7], &[65535, 100], 5);
+    assert_eq!(commit.len(), payload.len() + 244);
+    let mut e = Emitter {
+        chain: &mut chain,
+        signer: &signer,
+        netuid: 1,
+        journal: tmp.path().join("j.json"),
+        retry: Retry::default(),
+    };
+    assert!(matches!(e.emit(&[(3, 1)], 5).unwrap(), Outcome::AlreadyDone { epoch: 13_000 }));
+}

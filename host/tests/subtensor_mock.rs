@@ -262,6 +262,12 @@ fn reads_metagraph_params_commitments_and_weights_from_a_node() {
     );
     // Spec 393 predates SubnetEpochIndex: the epoch is counted by block as that runtime did.
     assert_eq!(p.epoch_index, (BEST + netuid as u64 + 1) / 361);
+    assert_eq!(
+        p.schedule, None,
+        "no LastEpochBlock/PendingEpochAt in spec 393: CRv4 rounds use the block formula"
+    );
+    // Storage the node does not hold reads as the entry's default (CRv4, version 4).
+    assert_eq!(p.commit_reveal_version, 4);
 
     let mut cs = chain.commitments(netuid).unwrap();
     cs.sort_by_key(|c| c.block);

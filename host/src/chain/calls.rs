@@ -64,6 +64,28 @@ impl Call {
         }
     }
 
+    /// The subnet the call is for.
+    pub fn netuid(&self) -> u16 {
+        match self {
+            Call::SetWeights { netuid, .. }
+            | Call::CommitWeights { netuid, .. }
+            | Call::RevealWeights { netuid, .. }
+            | Call::CommitTimelockedWeights { netuid, .. }
+            | Call::SetCommitment { netuid, .. } => *netuid,
+        }
+    }
+
+    /// The mechanism the call is for (0 for commitments).
+    pub fn mechanism(&self) -> u8 {
+        match self {
+            Call::SetWeights { mechanism, .. }
+            | Call::CommitWeights { mechanism, .. }
+            | Call::RevealWeights { mechanism, .. }
+            | Call::CommitTimelockedWeights { mechanism, .. } => *mechanism,
+            Call::SetCommitment { .. } => 0,
+        }
+    }
+
     /// The call's SCALE bytes: pallet index, call index, arguments.
     pub fn encode(&self) -> Result<Vec<u8>> {
         let mut out = Vec::new();

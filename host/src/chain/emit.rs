@@ -1,5 +1,6 @@
 //! Setting weights as a validator must: the SDK's u16 conversion, the subnet's rate limit,
-//! commit-reveal when the subnet asks for it, retries with backoff when the RPC fails, and a
+//! commit-reveal when the subnet asks for it (CRv4 timelocked commits where the runtime's
+//! version is 4, else v2 commit then reveal), retries with backoff when the RPC fails, and a
 //! journal on disk so that a validator restarted after a crash never submits twice for one
 //! epoch (and still reveals what it committed).
 
@@ -10,7 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Chain, calls, wallet};
+use super::{Call, Chain, calls, crv4, wallet};
+
+/// The nominal block time the SDK predicts reveal rounds with, in seconds.
+pub const BLOCK_TIME: f64 = 12.0;
 
 /// An error worth retrying (a dropped connection, a timeout), as opposed to the chain refusing
 /// the call. Chain clients wrap transport failures in it.
@@ -73,6 +77,12 @@ pub enum Entry {
         block: u64,
         id: String,
     },
+    /// A CRv4 commit: the chain reveals it by itself at the drand round.
+    Timelocked {
+        block: u64,
+        id: String,
+        reveal_round: u64,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -116,6 +126,11 @@ pub enum Outcome {
         id: String,
         epoch: u64,
     },
+    Timelocked {
+        block: u64,
+        id: String,
+        reveal_round: u64,
+    },
     /// Already done (or attempted before a crash) for this epoch.
     AlreadyDone {
         epoch: u64,
@@ -136,6 +151,12 @@ impl std::fmt::Display for Outcome {
             }
             Outcome::Revealed { block, id, epoch } => {
                 write!(f, "weights of epoch {epoch} revealed in block {block} ({id})")
+            }
+            Outcome::Timelocked { block, id, reveal_round } => {
+                write!(
+                    f,
+                    "weights committed timelocked in block {block} ({id}); the chain reveals them at drand round {reveal_round}"
+                )
             }
             Outcome::AlreadyDone { epoch } => {
                 write!(f, "nothing sent: epoch {epoch} was already handled (see the journal)")
@@ -189,7 +210,35 @@ impl Emitter<'_> {
         let version_key = version_key.max(params.weights_version_key);
         journal.entries.insert(key.clone(), Entry::Sending { block });
         journal.save(&self.journal)?;
-        if params.commit_reveal {
+        if params.commit_reveal && params.commit_reveal_version >= crv4::COMMIT_REVEAL_VERSION {
+            let account = super::ss58::decode(&me)?;
+            let now = crv4::now()?;
+            let round = match &params.schedule {
+                Some(s) => crv4::reveal_round(s, params.reveal_period_epochs, BLOCK_TIME, now)?,
+                None => crv4::reveal_round_legacy(
+                    block,
+                    self.netuid,
+                    params.tempo,
+                    params.reveal_period_epochs,
+                    BLOCK_TIME,
+                    now,
+                ),
+            };
+            let commit = crv4::commit(&account, &uids, &values, version_key, round)?;
+            let call = Call::CommitTimelockedWeights {
+                netuid: self.netuid,
+                mechanism: 0,
+                commit,
+                reveal_round: round,
+                commit_reveal_version: params.commit_reveal_version,
+            };
+            let r = with_retry(self.retry, || self.chain.submit(self.signer, &call))?;
+            journal
+                .entries
+                .insert(key, Entry::Timelocked { block: r.block, id: r.id.clone(), reveal_round: round });
+            journal.save(&self.journal)?;
+            Ok(Outcome::Timelocked { block: r.block, id: r.id, reveal_round: round })
+        } else if params.commit_reveal {
             let salt = random_salt()?;
             let account = super::ss58::decode(&me)?;
             let hash = calls::commit_hash(&account, self.netuid, 0, &uids, &values, &salt, version_key);

@@ -203,13 +203,12 @@ impl LocalChain {
 
     fn apply(&mut self, hotkey: &str, call: &Call) -> Result<()> {
         let block = self.state.block;
+        ensure!(call.mechanism() == 0, "the local chain has one mechanism per subnet");
+        let netuid = call.netuid();
+        let subnet =
+            self.state.subnets.get_mut(&netuid).with_context(|| format!("subnet {netuid} does not exist"))?;
         match call {
-            Call::SetCommitment { netuid, data } => {
-                let subnet = self
-                    .state
-                    .subnets
-                    .get_mut(netuid)
-                    .with_context(|| format!("subnet {netuid} does not exist"))?;
+            Call::SetCommitment { data, .. } => {
                 ensure!(
                     subnet.uid_of(hotkey).is_some(),
                     "AccountNotAllowedCommit: {hotkey} is not registered on subnet {netuid}"
@@ -217,26 +216,14 @@ impl LocalChain {
                 calls::raw_data(data)?;
                 subnet.commitments.insert(hotkey.into(), (block, data.clone()));
             }
-            Call::SetWeights { netuid, mechanism, uids, weights, version_key } => {
-                ensure!(*mechanism == 0, "the local chain has one mechanism per subnet");
-                let subnet = self
-                    .state
-                    .subnets
-                    .get_mut(netuid)
-                    .with_context(|| format!("subnet {netuid} does not exist"))?;
+            Call::SetWeights { uids, weights, version_key, .. } => {
                 ensure!(
                     !subnet.commit_reveal,
                     "CommitRevealEnabled: subnet {netuid} takes weights by commit and reveal"
                 );
                 set_weights(subnet, hotkey, uids, weights, *version_key, block)?;
             }
-            Call::CommitWeights { netuid, mechanism, hash } => {
-                ensure!(*mechanism == 0, "the local chain has one mechanism per subnet");
-                let subnet = self
-                    .state
-                    .subnets
-                    .get_mut(netuid)
-                    .with_context(|| format!("subnet {netuid} does not exist"))?;
+            Call::CommitWeights { hash, .. } => {
                 ensure!(
                     subnet.commit_reveal,
                     "CommitRevealDisabled: subnet {netuid} takes weights with set_weights"
@@ -244,12 +231,11 @@ impl LocalChain {
                 let uid = subnet
                     .uid_of(hotkey)
                     .with_context(|| format!("HotKeyNotRegisteredInSubNet: {hotkey}"))?;
-                let last = subnet.neurons[uid as usize].last_update;
+                let me = &subnet.neurons[uid as usize];
+                let since = block.saturating_sub(me.last_update);
                 ensure!(
-                    block.saturating_sub(last) >= subnet.weights_rate_limit
-                        || last == subnet.neurons[uid as usize].registered_at,
-                    "CommittingWeightsTooFast: {} blocks since the last update; the limit is {}",
-                    block - last,
+                    since >= subnet.weights_rate_limit || me.last_update == me.registered_at,
+                    "CommittingWeightsTooFast: {since} blocks since the last update; the limit is {}",
                     subnet.weights_rate_limit
                 );
                 ensure!(
@@ -265,36 +251,25 @@ impl LocalChain {
                 });
                 subnet.neurons[uid as usize].last_update = block;
             }
-            Call::RevealWeights { netuid, mechanism, uids, weights, salt, version_key } => {
-                ensure!(*mechanism == 0, "the local chain has one mechanism per subnet");
+            Call::RevealWeights { uids, weights, salt, version_key, .. } => {
                 let account = super::ss58::decode(hotkey)?;
                 let hash =
-                    hex::encode(calls::commit_hash(&account, *netuid, 0, uids, weights, salt, *version_key));
-                let subnet = self
-                    .state
-                    .subnets
-                    .get_mut(netuid)
-                    .with_context(|| format!("subnet {netuid} does not exist"))?;
+                    hex::encode(calls::commit_hash(&account, netuid, 0, uids, weights, salt, *version_key));
                 let epoch = subnet.epoch_index;
                 let pos = subnet
                     .weight_commits
                     .iter()
                     .position(|c| c.hotkey == hotkey && c.hash == hash)
                     .context("InvalidRevealCommitHashNotMatch: no commit of this hotkey has that hash")?;
-                let commit = subnet.weight_commits[pos].clone();
-                ensure!(
-                    epoch == commit.epoch + subnet.reveal_period_epochs,
-                    "RevealTooEarly: committed in epoch {}, revealable in epoch {}, now {epoch}",
-                    commit.epoch,
-                    commit.epoch + subnet.reveal_period_epochs
-                );
+                let due = subnet.weight_commits[pos].epoch + subnet.reveal_period_epochs;
+                ensure!(epoch == due, "RevealTooEarly: revealable in epoch {due}, now {epoch}");
                 subnet.weight_commits.remove(pos);
                 set_weights(subnet, hotkey, uids, weights, *version_key, block)?;
             }
             Call::CommitTimelockedWeights { .. } => {
                 bail!(
                     "the local chain has no drand beacon to reveal timelocked (CRv4) commits; use commit-reveal v2 (commit_weights and reveal_weights) locally"
-                );
+                )
             }
         }
         Ok(())
@@ -461,6 +436,9 @@ impl Chain for LocalChain {
             commit_reveal: s.commit_reveal,
             reveal_period_epochs: s.reveal_period_epochs,
             epoch_index: s.epoch_index,
+            // No drand beacon here: commit-reveal is v2.
+            commit_reveal_version: 2,
+            schedule: None,
             max_allowed_validators: s.yuma.max_allowed_validators,
         })
     }

@@ -5,6 +5,7 @@
 
 pub mod calls;
 pub mod commitment;
+pub mod crv4;
 pub mod emit;
 pub mod local;
 pub mod ss58;
@@ -47,6 +48,11 @@ pub struct SubnetParams {
     pub reveal_period_epochs: u64,
     /// `SubnetEpochIndex`: the epochs the subnet has run (commit-reveal counts in these).
     pub epoch_index: u64,
+    /// `CommitRevealWeightsVersion`: 4 is timelocked (CRv4, revealed by the chain), below is v2.
+    pub commit_reveal_version: u16,
+    /// The epoch scheduler's state, for predicting CRv4 reveal rounds (`None` on runtimes that
+    /// count epochs by block).
+    pub schedule: Option<crv4::EpochSchedule>,
     pub max_allowed_validators: u16,
 }
 

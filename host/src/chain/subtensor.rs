@@ -285,16 +285,51 @@ impl Chain for Subtensor {
         self.rt.block_on(async {
             let (block, m) = self.metagraph_raw(netuid).await?;
             let at = self.at().await?;
-            // `SubnetEpochIndex` (stateful epochs); older runtimes count by block instead.
-            let addr = dynamic::storage::<(u16,), u64>("SubtensorModule", "SubnetEpochIndex");
-            let epoch_index = match at.storage().entry(addr) {
-                Ok(entry) => entry
-                    .fetch((netuid,))
+            // The stateful scheduler's storage; runtimes without it count epochs by block.
+            let storage = at.storage();
+            let read = |entry: &'static str| {
+                let storage = &storage;
+                async move {
+                    match storage.entry(dynamic::storage::<(u16,), u64>("SubtensorModule", entry)) {
+                        Ok(e) => e
+                            .fetch((netuid,))
+                            .await
+                            .map_err(|e| transient(entry, e))?
+                            .decode()
+                            .map(Some)
+                            .map_err(|e| anyhow!("{entry}: {e}")),
+                        Err(_) => Ok(None),
+                    }
+                }
+            };
+            let (index, last, pending, since) = (
+                read("SubnetEpochIndex").await?,
+                read("LastEpochBlock").await?,
+                read("PendingEpochAt").await?,
+                read("BlocksSinceLastStep").await?,
+            );
+            let schedule = match (index, last, pending) {
+                (Some(i), Some(l), Some(p)) => Some(super::crv4::EpochSchedule {
+                    last_epoch_block: l,
+                    pending_epoch_at: p,
+                    subnet_epoch_index: i,
+                    tempo: m.tempo,
+                    blocks_since_last_step: since.unwrap_or(0),
+                    current_block: block,
+                }),
+                _ => None,
+            };
+            let epoch_index = index.unwrap_or((block + netuid as u64 + 1) / (m.tempo as u64 + 1));
+            let version = match storage
+                .entry(dynamic::storage::<(), u16>("SubtensorModule", "CommitRevealWeightsVersion"))
+            {
+                Ok(e) => e
+                    .fetch(())
                     .await
-                    .map_err(|e| transient("SubnetEpochIndex", e))?
+                    .map_err(|e| transient("CommitRevealWeightsVersion", e))?
                     .decode()
-                    .map_err(|e| anyhow!("SubnetEpochIndex: {e}"))?,
-                Err(_) => (block + netuid as u64 + 1) / (m.tempo as u64 + 1),
+                    .map_err(|e| anyhow!("CommitRevealWeightsVersion: {e}"))?,
+                Err(_) => 2,
             };
             Ok(SubnetParams {
                 tempo: m.tempo,
@@ -303,6 +338,8 @@ impl Chain for Subtensor {
                 commit_reveal: m.commit_reveal_weights_enabled,
                 reveal_period_epochs: m.commit_reveal_period,
                 epoch_index,
+                commit_reveal_version: version,
+                schedule,
                 max_allowed_validators: m.max_validators,
             })
         })
