@@ -736,3 +736,23 @@ fn emitter_sends_timelocked_commits_where_the_runtime_is_crv4() {
     };
     assert!(matches!(e.emit(&[(3, 1)], 5).unwrap(), Outcome::AlreadyDone { epoch: 13_000 }));
 }
+
+#[test]
+fn a_refused_call_leaves_the_epoch_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut chain = subnet(tmp.path(), false);
+    chain.advance(10).unwrap();
+    let journal = tmp.path().join("journal.json");
+    // uid 9 does not exist: the chain refuses, nothing was included, the epoch stays open.
+    let signer = pair(0);
+    let mut e = Emitter {
+        chain: &mut chain,
+        signer: &signer,
+        netuid: 1,
+        journal: journal.clone(),
+        retry: Retry::default(),
+    };
+    assert!(e.emit(&[(9, 65535)], 0).unwrap_err().to_string().contains("UidVecContainInvalidOne"));
+    assert!(Journal::load(&journal).unwrap().entries.is_empty());
+    assert!(matches!(e.emit(&[(2, 65535)], 0).unwrap(), Outcome::Set { .. }));
+}

@@ -232,7 +232,7 @@ impl Emitter<'_> {
                 reveal_round: round,
                 commit_reveal_version: params.commit_reveal_version,
             };
-            let r = with_retry(self.retry, || self.chain.submit(self.signer, &call))?;
+            let r = self.send(&mut journal, &key, &call)?;
             journal
                 .entries
                 .insert(key, Entry::Timelocked { block: r.block, id: r.id.clone(), reveal_round: round });
@@ -243,7 +243,7 @@ impl Emitter<'_> {
             let account = super::ss58::decode(&me)?;
             let hash = calls::commit_hash(&account, self.netuid, 0, &uids, &values, &salt, version_key);
             let call = Call::CommitWeights { netuid: self.netuid, mechanism: 0, hash };
-            let r = with_retry(self.retry, || self.chain.submit(self.signer, &call))?;
+            let r = self.send(&mut journal, &key, &call)?;
             // The commit counts in the epoch its block sees (one more if an epoch ran at it).
             let at = with_retry(self.retry, || self.chain.params(self.netuid))?.epoch_index;
             let reveal_epoch = at + params.reveal_period_epochs;
@@ -264,10 +264,26 @@ impl Emitter<'_> {
         } else {
             let call =
                 Call::SetWeights { netuid: self.netuid, mechanism: 0, uids, weights: values, version_key };
-            let r = with_retry(self.retry, || self.chain.submit(self.signer, &call))?;
+            let r = self.send(&mut journal, &key, &call)?;
             journal.entries.insert(key, Entry::Set { block: r.block, id: r.id.clone() });
             journal.save(&self.journal)?;
             Ok(Outcome::Set { block: r.block, id: r.id })
+        }
+    }
+
+    /// Submits with retries. When the chain refuses the call (not a transport failure), the
+    /// call surely did not go in: the epoch's mark is removed so a later attempt may try again.
+    /// After a transport failure the mark stays: the call may have been included.
+    fn send(&mut self, journal: &mut Journal, key: &str, call: &Call) -> Result<super::Receipt> {
+        match with_retry(self.retry, || self.chain.submit(self.signer, call)) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                if e.downcast_ref::<Transient>().is_none() {
+                    journal.entries.remove(key);
+                    journal.save(&self.journal)?;
+                }
+                Err(e)
+            }
         }
     }
 
