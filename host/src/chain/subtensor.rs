@@ -433,8 +433,8 @@ impl Chain for Subtensor {
     }
 }
 
-/// Reads every `Data` variant name of the commitments pallet's metadata, to check a runtime
-/// still has the `RawN` variants `set_commitment` relies on.
+/// Checks that a runtime's metadata encodes `set_weights` and `set_commitment` (a `RawN` field)
+/// exactly as arena's hand-written call data: the shapes arena relies on are still there.
 pub fn check_metadata(metadata_bytes: &[u8]) -> Result<()> {
     for call in [
         Call::SetWeights { netuid: 1, mechanism: 0, uids: vec![0], weights: vec![1], version_key: 0 },
