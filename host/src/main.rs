@@ -23,7 +23,7 @@ mod cli_chain;
 #[command(
     name = "arena",
     version,
-    about = "A runtime for Bittensor subnet competitions: competitions in TOML, evaluation plugins, isolated evaluation jobs, and the weights they lead to."
+    about = "A runtime for Bittensor subnet competitions: competitions in TOML, evaluation plugins, isolated evaluation jobs, the weights they lead to, set on chain, and a bit-exact Yuma Consensus preview."
 )]
 struct Cli {
     #[command(subcommand)]
