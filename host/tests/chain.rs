@@ -367,6 +367,10 @@ fn dippy_hash_and_directory_hash_by_hand() {
 const DIPPY_EXPECTED: &str = include_str!("../../tests/fixtures/chain/dippy_hash.txt").trim_ascii();
 const DIR_EXPECTED: &str = include_str!("../../tests/fixtures/chain/directory_hash.txt").trim_ascii();
 
+fn emitter<'a>(chain: &'a mut dyn Chain, signer: &'a Keypair, journal: std::path::PathBuf) -> Emitter<'a> {
+    Emitter { chain, signer, netuid: 1, journal, retry: Retry::default() }
+}
+
 fn pair(i: u8) -> Keypair {
     Keypair::from_seed(&[i; 32]).unwrap()
 }
@@ -463,13 +467,7 @@ fn emitter_sets_once_per_epoch_and_survives_a_crash() {
     chain.advance(10).unwrap();
     let journal = tmp.path().join("journal.json");
     let signer = pair(0);
-    let mut e = Emitter {
-        chain: &mut chain,
-        signer: &signer,
-        netuid: 1,
-        journal: journal.clone(),
-        retry: Retry::default(),
-    };
+    let mut e = emitter(&mut chain, &signer, journal.clone());
     assert!(matches!(e.emit(&[(2, 65535), (3, 100)], 0).unwrap(), Outcome::Set { .. }));
     assert!(matches!(e.emit(&[(2, 65535)], 0).unwrap(), Outcome::AlreadyDone { epoch: 1 }));
     // A crash between writing the journal and sending: the epoch is not tried twice.
@@ -478,23 +476,11 @@ fn emitter_sets_once_per_epoch_and_survives_a_crash() {
     j.entries.insert("1/2".into(), Entry::Sending { block: 20 });
     std::fs::write(&journal, serde_json::to_string(&j).unwrap()).unwrap();
     let before = chain.weights(1).unwrap();
-    let mut e = Emitter {
-        chain: &mut chain,
-        signer: &signer,
-        netuid: 1,
-        journal: journal.clone(),
-        retry: Retry::default(),
-    };
+    let mut e = emitter(&mut chain, &signer, journal.clone());
     assert!(matches!(e.emit(&[(3, 65535)], 0).unwrap(), Outcome::AlreadyDone { epoch: 2 }));
     assert_eq!(chain.weights(1).unwrap(), before);
     // The rate limit is respected across epochs.
-    let mut e = Emitter {
-        chain: &mut chain,
-        signer: &signer,
-        netuid: 1,
-        journal: tmp.path().join("other.json"),
-        retry: Retry::default(),
-    };
+    let mut e = emitter(&mut chain, &signer, tmp.path().join("other.json"));
     assert!(matches!(e.emit(&[(3, 65535)], 0).unwrap(), Outcome::Set { .. }));
 }
 
@@ -512,26 +498,14 @@ fn emitter_commits_and_reveals_with_commit_reveal_on() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("CommitRevealEnabled"));
-    let mut e = Emitter {
-        chain: &mut chain,
-        signer: &signer,
-        netuid: 1,
-        journal: journal.clone(),
-        retry: Retry::default(),
-    };
+    let mut e = emitter(&mut chain, &signer, journal.clone());
     let Outcome::Committed { reveal_epoch, .. } = e.emit(&[(2, 65535), (3, 30000)], 0).unwrap() else {
         panic!()
     };
     assert_eq!(reveal_epoch, 2);
     assert!(chain.weights(1).unwrap().is_empty(), "nothing set before the reveal");
     chain.advance(10).unwrap();
-    let mut e = Emitter {
-        chain: &mut chain,
-        signer: &signer,
-        netuid: 1,
-        journal: journal.clone(),
-        retry: Retry::default(),
-    };
+    let mut e = emitter(&mut chain, &signer, journal.clone());
     assert!(matches!(e.emit(&[(2, 1)], 0).unwrap(), Outcome::Revealed { epoch: 2, .. }));
     assert_eq!(chain.weights(1).unwrap(), vec![(0, vec![(2, 65535), (3, 30000)])]);
     // A reveal with other values than committed is refused by the chain.
@@ -700,13 +674,7 @@ fn emitter_sends_timelocked_commits_where_the_runtime_is_crv4() {
     let signer = pair(9);
     let mut chain = Crv4Chain { me: signer.ss58(), sent: vec![] };
     let before = arena_host::chain::crv4::now().unwrap();
-    let mut e = Emitter {
-        chain: &mut chain,
-        signer: &signer,
-        netuid: 1,
-        journal: tmp.path().join("j.json"),
-        retry: Retry::default(),
-    };
+    let mut e = emitter(&mut chain, &signer, tmp.path().join("j.json"));
     let Outcome::Timelocked { reveal_round, .. } = e.emit(&[(3, 65535), (7, 100)], 5).unwrap() else {
         panic!()
     };
@@ -727,13 +695,7 @@ fn emitter_sends_timelocked_commits_where_the_runtime_is_crv4() {
     assert_eq!(*r, reveal_round);
     let payload = arena_host::chain::crv4::payload(&signer.public(), &[3, 7], &[65535, 100], 5);
     assert_eq!(commit.len(), payload.len() + 244);
-    let mut e = Emitter {
-        chain: &mut chain,
-        signer: &signer,
-        netuid: 1,
-        journal: tmp.path().join("j.json"),
-        retry: Retry::default(),
-    };
+    let mut e = emitter(&mut chain, &signer, tmp.path().join("j.json"));
     assert!(matches!(e.emit(&[(3, 1)], 5).unwrap(), Outcome::AlreadyDone { epoch: 13_000 }));
 }
 
@@ -745,13 +707,7 @@ fn a_refused_call_leaves_the_epoch_open() {
     let journal = tmp.path().join("journal.json");
     // uid 9 does not exist: the chain refuses, nothing was included, the epoch stays open.
     let signer = pair(0);
-    let mut e = Emitter {
-        chain: &mut chain,
-        signer: &signer,
-        netuid: 1,
-        journal: journal.clone(),
-        retry: Retry::default(),
-    };
+    let mut e = emitter(&mut chain, &signer, journal.clone());
     assert!(e.emit(&[(9, 65535)], 0).unwrap_err().to_string().contains("UidVecContainInvalidOne"));
     assert!(Journal::load(&journal).unwrap().entries.is_empty());
     assert!(matches!(e.emit(&[(2, 65535)], 0).unwrap(), Outcome::Set { .. }));

@@ -41,6 +41,25 @@ pub struct LocalNeuron {
     pub active: bool,
 }
 
+impl LocalNeuron {
+    /// A neuron registered at `block`, with no epoch results yet.
+    pub fn new(hotkey: &str, coldkey: &str, stake: u64, block: u64) -> Self {
+        Self {
+            hotkey: hotkey.into(),
+            coldkey: coldkey.into(),
+            stake,
+            registered_at: block,
+            last_update: block,
+            validator_permit: false,
+            consensus: 0,
+            incentive: 0,
+            dividends: 0,
+            emission: 0,
+            active: true,
+        }
+    }
+}
+
 /// A v2 commit: hash, the epoch and block it was made in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WeightCommit {
@@ -183,19 +202,7 @@ impl LocalChain {
         ensure!(subnet.uid_of(hotkey).is_none(), "{hotkey} is already registered on subnet {netuid}");
         super::ss58::decode(hotkey).context("hotkey")?;
         super::ss58::decode(coldkey).context("coldkey")?;
-        subnet.neurons.push(LocalNeuron {
-            hotkey: hotkey.into(),
-            coldkey: coldkey.into(),
-            stake,
-            registered_at: block,
-            last_update: block,
-            validator_permit: false,
-            consensus: 0,
-            incentive: 0,
-            dividends: 0,
-            emission: 0,
-            active: true,
-        });
+        subnet.neurons.push(LocalNeuron::new(hotkey, coldkey, stake, block));
         let uid = (subnet.neurons.len() - 1) as u16;
         self.save()?;
         Ok(uid)
@@ -492,22 +499,7 @@ pub fn new_subnet(netuid: u16, tempo: u16, neurons: &[(String, String, u64)]) ->
         reveal_period_epochs: 1,
         emission_per_epoch: 1_000_000_000 * tempo as u64,
         owner_uid: None,
-        neurons: neurons
-            .iter()
-            .map(|(h, c, s)| LocalNeuron {
-                hotkey: h.clone(),
-                coldkey: c.clone(),
-                stake: *s,
-                registered_at: 0,
-                last_update: 0,
-                validator_permit: false,
-                consensus: 0,
-                incentive: 0,
-                dividends: 0,
-                emission: 0,
-                active: true,
-            })
-            .collect(),
+        neurons: neurons.iter().map(|(h, c, s)| LocalNeuron::new(h, c, *s, 0)).collect(),
         weights: BTreeMap::new(),
         bonds: BTreeMap::new(),
         commitments: BTreeMap::new(),
