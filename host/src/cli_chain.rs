@@ -204,7 +204,8 @@ pub struct CommitArgs {
 
 #[derive(Subcommand)]
 pub enum WalletCommand {
-    /// Create a hotkey (unencrypted, as btcli writes hotkeys) from a random or given seed.
+    /// Create a hotkey (unencrypted, as btcli writes hotkeys, with its HOTKEYpub.txt) from a
+    /// random or given seed.
     NewHotkey {
         #[command(flatten)]
         wallet: WalletArgs,
@@ -420,7 +421,14 @@ fn local_cmd(cmd: LocalCommand) -> Result<()> {
             };
             let coldkey = match coldkey_ss58 {
                 Some(c) => c,
-                None => w.coldkey_ss58()?,
+                None if w.coldkeypub_path().exists() => w.coldkey_ss58()?,
+                None => {
+                    println!(
+                        "no {}: the hotkey's address stands for the coldkey",
+                        w.coldkeypub_path().display()
+                    );
+                    hotkey.clone()
+                }
             };
             let uid = c.register(netuid, &hotkey, &coldkey, stake)?;
             println!("registered {hotkey} as uid {uid} on subnet {netuid} at block {}", c.state.block);
@@ -491,10 +499,6 @@ pub fn wallet(cmd: WalletCommand) -> Result<ExitCode> {
             let pair = Keypair::from_seed(&seed)?;
             let w = wallet.wallet();
             w.create_hotkey(&pair, Some(&seed), None)?;
-            if !w.coldkeypub_path().exists() {
-                // A watch-only coldkey entry (the hotkey's address) so the layout is complete.
-                std::fs::write(w.coldkeypub_path(), arena_host::chain::wallet::public_json(&pair))?;
-            }
             println!("{} {}", w.hotkey_path().display(), pair.ss58());
         }
         WalletCommand::Show { wallet } => {
