@@ -3,7 +3,7 @@
 //! (transcribed into `tests/fixtures/yuma/`, numbers only), plus hand-worked epochs.
 
 use arena_host::yuma::math::{self, Fx, Sparse};
-use arena_host::yuma::{EpochInput, EpochResult, Hyperparameters, Matrix, epoch, report, run};
+use arena_host::yuma::{EpochChange, EpochInput, EpochResult, Hyperparameters, Matrix, epoch, report, run};
 use serde_json::Value;
 use substrate_fixed::types::I64F64;
 
@@ -507,8 +507,18 @@ fn legacy_bonds_and_carried_epochs() {
     // Validator 0 bonds 0.6·0.75 = 0.45 to miner 2 against validator 1's 0.4·0.5 = 0.2.
     let b12 = first[1].bonds.iter().find(|b| b.0 == 2).unwrap().1 as f64 / 65535.0;
     assert!((b12 - 0.2 / 0.45).abs() < 1e-4, "{b12}");
-    // Identical weights every epoch: the normalized bonds are a fixed point, so results repeat.
-    assert_eq!(out[1].uids[2].incentive, out[2].uids[2].incentive);
+    // Bonds carry over: after validator 1 moves all its weight to miner 3, its dividends move
+    // by the bonds' EMA (α = 0.1), not straight to what empty bonds would give.
+    let moved = Matrix::Dense(vec![vec![0, 0, 65535, 21845], vec![0, 0, 0, 65535], vec![], vec![]]);
+    let mut switch = hand_input();
+    switch.then = vec![EpochChange { weights: Some(moved.clone()), stake: None }];
+    let carried = run(&switch, 2).unwrap()[1].uids[1].dividends;
+    let fresh = epoch(&EpochInput { weights: moved, ..hand_input() }).unwrap().uids[1].dividends;
+    let before = out[0].uids[1].dividends;
+    assert!(
+        (carried - fresh).abs() > 0.01 && (carried - before).abs() < (fresh - before).abs(),
+        "{before} {carried} {fresh}"
+    );
     // Bit-identical across runs.
     assert_eq!(run(&hand_input(), 3).unwrap(), out);
 }

@@ -408,7 +408,6 @@ impl Chain for LocalChain {
 
     fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
         let s = self.subnet(netuid)?;
-        let cutoff = s.yuma.activity_cutoff_blocks();
         Ok(Metagraph {
             netuid,
             block: self.state.block,
@@ -422,7 +421,7 @@ impl Chain for LocalChain {
                     coldkey: x.coldkey.clone(),
                     stake: x.stake,
                     validator_permit: x.validator_permit,
-                    active: x.last_update + cutoff >= self.state.block,
+                    active: x.active,
                     last_update: x.last_update,
                     block_at_registration: x.registered_at,
                     consensus: x.consensus,

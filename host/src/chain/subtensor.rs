@@ -8,7 +8,7 @@
 //! Transport failures are [`Transient`] (retried by the emitter); a call the chain refuses is
 //! not.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use scale_decode::DecodeAsType;
 use scale_value::{Composite, Primitive, Value, ValueDef};
 use subxt::config::SubstrateConfig;
@@ -431,26 +431,4 @@ impl Chain for Subtensor {
             Ok(Receipt { block, id })
         })
     }
-}
-
-/// Checks that a runtime's metadata encodes `set_weights` and `set_commitment` (a `RawN` field)
-/// exactly as arena's hand-written call data: the shapes arena relies on are still there.
-pub fn check_metadata(metadata_bytes: &[u8]) -> Result<()> {
-    for call in [
-        Call::SetWeights { netuid: 1, mechanism: 0, uids: vec![0], weights: vec![1], version_key: 0 },
-        Call::SetCommitment { netuid: 1, data: b"x".to_vec() },
-    ] {
-        let ours = call.encode()?;
-        let theirs = call_data_from_metadata(metadata_bytes, 0, &call)?;
-        if ours != theirs {
-            bail!(
-                "{}::{}: the runtime encodes it as 0x{}, arena as 0x{}",
-                call.name().0,
-                call.name().1,
-                hex::encode(theirs),
-                hex::encode(ours)
-            );
-        }
-    }
-    Ok(())
 }
