@@ -16,6 +16,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod cpu;
 pub mod metrics;
 pub mod preprocess;
 pub mod synth;
@@ -104,6 +105,8 @@ pub struct Detector {
     pub network: Network,
     pub naming: Naming,
     device: burn::tensor::Device,
+    /// The CPU path of the network, when the device is the CPU and the architecture has one.
+    fast: Option<cpu::ResNet>,
 }
 
 impl Detector {
@@ -119,7 +122,22 @@ impl Detector {
     pub fn from_source(config: ModelConfig, source: Source) -> Result<Detector, DetectorError> {
         let device = source.device().clone();
         let (network, naming) = Network::build(&config, source)?;
-        Ok(Detector { config, network, naming, device })
+        let fast = match &network {
+            Network::ResNet(m) if device == burn::tensor::Device::flex() => Some(m.cpu()?),
+            _ => None,
+        };
+        Ok(Detector { config, network, naming, device, fast })
+    }
+
+    /// Runs everything through burn, even where the CPU path exists (comparisons, benchmarks).
+    pub fn burn_only(mut self) -> Detector {
+        self.fast = None;
+        self
+    }
+
+    /// Whether forward passes take the CPU path ([`cpu`]) rather than burn.
+    pub fn uses_cpu_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     pub fn device(&self) -> &burn::tensor::Device {
@@ -144,6 +162,9 @@ impl Detector {
     pub fn image_logits(&self, images: &[Vec<u8>]) -> Result<Vec<Vec<f32>>, DetectorError> {
         let [h, w] = self.config.input_size();
         let input = self.normalised(images.iter().map(Vec::as_slice), 3 * h * w)?;
+        if let Some(net) = &self.fast {
+            return Ok(net.head(&net.features(&cpu::Act::from_nchw(&input, images.len(), 3, h, w))));
+        }
         let x = Tensor::<4>::from_data(TensorData::new(input, [images.len(), 3, h, w]), &self.device);
         rows(self.network.forward_images(x))
     }
@@ -156,6 +177,18 @@ impl Detector {
             return Err(DetectorError::Internal(format!("a video of {} frames, expected {t}", v.len())));
         }
         let input = self.normalised(videos.iter().flatten().map(Vec::as_slice), 3 * h * w)?;
+        if let Some(net) = &self.fast {
+            let f = net.features(&cpu::Act::from_nchw(&input, videos.len() * t, 3, h, w));
+            let d = f.len() / (videos.len() * t);
+            // The mean over frames, as burn's `mean_dim`: the sum, then one division.
+            let pooled: Vec<f32> = (0..videos.len() * d)
+                .map(|i| {
+                    let (v, j) = (i / d, i % d);
+                    (0..t).map(|k| f[(v * t + k) * d + j]).sum::<f32>() / t as f32
+                })
+                .collect();
+            return Ok(net.head(&pooled));
+        }
         let x = Tensor::<5>::from_data(TensorData::new(input, [videos.len(), t, 3, h, w]), &self.device);
         rows(self.network.forward_video(x))
     }

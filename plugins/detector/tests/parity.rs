@@ -54,7 +54,8 @@ fn config(case: &Value, classes: usize) -> String {
     )
 }
 
-fn check_cases(device: &burn::tensor::Device, label: &str) {
+/// `burn_only`: skip the plugin's CPU path (ResNets on the CPU) and run burn's own kernels.
+fn check_cases(device: &burn::tensor::Device, label: &str, burn_only: bool) {
     let fx = fixture();
     for case in fx["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
@@ -81,7 +82,12 @@ fn check_cases(device: &burn::tensor::Device, label: &str) {
         std::fs::write(dir.path().join("model_config.yaml"), &cfg_text).unwrap();
 
         // Loaded through the submission path.
-        let det = Detector::load(dir.path(), device).unwrap();
+        let mut det = Detector::load(dir.path(), device).unwrap();
+        if burn_only {
+            det = det.burn_only();
+        }
+        let resnet = case["architecture"].as_str().unwrap().starts_with("resnet");
+        assert_eq!(det.uses_cpu_path(), resnet && !burn_only && *device == burn::tensor::Device::flex());
         let input_seed = case["input_seed"].as_u64().unwrap();
         let n: usize = shape.iter().product();
         let got = match shape.len() {
@@ -116,9 +122,16 @@ fn check_cases(device: &burn::tensor::Device, label: &str) {
     }
 }
 
+/// ResNets through the plugin's CPU path (Winograd, folded batch norm), the others through burn.
 #[test]
 fn pytorch_logits_on_cpu() {
-    check_cases(&burn::tensor::Device::flex(), "cpu");
+    check_cases(&burn::tensor::Device::flex(), "cpu", false);
+}
+
+/// Every architecture through burn's Flex backend.
+#[test]
+fn pytorch_logits_on_cpu_through_burn() {
+    check_cases(&burn::tensor::Device::flex(), "flex", true);
 }
 
 /// wgpu (Mesa lavapipe in CI). Without an adapter the test says so and passes, unless
@@ -132,7 +145,7 @@ fn pytorch_logits_on_wgpu() {
         (d, t)
     });
     match probe {
-        Ok((device, 4.0)) => check_cases(&device, "wgpu"),
+        Ok((device, 4.0)) => check_cases(&device, "wgpu", false),
         other => {
             assert!(
                 !required,

@@ -5,6 +5,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
 
 use crate::DetectorError;
+use crate::cpu;
 use crate::weights::{Layout, Source};
 
 /// A PyTorch `nn.Conv2d` (`{name}.weight`, optionally `{name}.bias`), square kernel, symmetric
@@ -69,4 +70,49 @@ pub fn layer_norm(src: &mut Source, name: &str, n: usize, eps: f64) -> Result<La
     ln.gamma = src.param(&format!("{name}.weight"), [n], Layout::AsIs)?;
     ln.beta = Some(src.param(&format!("{name}.bias"), [n], Layout::AsIs)?);
     Ok(ln)
+}
+
+/// A tensor's values, in f32.
+fn values<const D: usize>(t: burn::prelude::Tensor<D>) -> Result<Vec<f32>, DetectorError> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| DetectorError::Internal(format!("reading weights: {e:?}")))
+}
+
+/// A convolution (and the batch norm after it) for the CPU path.
+pub fn cpu_conv(conv: &Conv2d, bn: Option<&BatchNorm>) -> Result<cpu::Conv, DetectorError> {
+    let [cout, cin, k, k2] = conv.weight.val().dims();
+    let pad = match conv.padding {
+        PaddingConfig2d::Explicit(p, ..) => p,
+        _ => 0,
+    };
+    if k != k2 || conv.groups != 1 || conv.stride[0] != conv.stride[1] || conv.dilation != [1, 1] {
+        return Err(DetectorError::Internal(
+            "the CPU path takes square, ungrouped, undilated convolutions".into(),
+        ));
+    }
+    let bias = conv.bias.as_ref().map(|b| values(b.val())).transpose()?;
+    let bn = match bn {
+        Some(bn) => Some(cpu::BatchNorm {
+            gamma: values(bn.gamma.val())?,
+            beta: values(bn.beta.val())?,
+            mean: values(bn.running_mean.value())?,
+            var: values(bn.running_var.value())?,
+            eps: bn.epsilon,
+        }),
+        None => None,
+    };
+    let weight = values(conv.weight.val())?;
+    Ok(cpu::Conv::new(&weight, cout, cin, k, conv.stride[0], pad, bias.as_deref(), bn.as_ref()))
+}
+
+/// A linear layer for the CPU path (PyTorch's `[out, in]` weight).
+pub fn cpu_dense(linear: &Linear) -> Result<cpu::Dense, DetectorError> {
+    let [d_in, d_out] = linear.weight.val().dims();
+    let bias = match &linear.bias {
+        Some(b) => values(b.val())?,
+        None => vec![0.0; d_out],
+    };
+    Ok(cpu::Dense { weight: values(linear.weight.val().transpose())?, bias, d_in })
 }

@@ -9,8 +9,9 @@ use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::layers::{batch_norm, conv2d, linear};
+use super::layers::{batch_norm, conv2d, cpu_conv, cpu_dense, linear};
 use crate::DetectorError;
+use crate::cpu;
 use crate::weights::Source;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,5 +170,20 @@ impl ResNet {
 
     pub fn head(&self, f: Tensor<2>) -> Tensor<2> {
         self.fc.forward(f)
+    }
+
+    /// The same network for the CPU path (batch norms folded into the convolutions).
+    pub fn cpu(&self) -> Result<cpu::ResNet, DetectorError> {
+        let mut blocks = Vec::new();
+        for block in self.layers.iter().flatten() {
+            let mut convs =
+                vec![cpu_conv(&block.conv1, Some(&block.bn1))?, cpu_conv(&block.conv2, Some(&block.bn2))?];
+            if let (Some(c3), Some(b3)) = (&block.conv3, &block.bn3) {
+                convs.push(cpu_conv(c3, Some(b3))?);
+            }
+            let downsample = block.downsample.as_ref().map(|d| cpu_conv(&d.conv, Some(&d.bn))).transpose()?;
+            blocks.push(cpu::Block { convs, downsample });
+        }
+        Ok(cpu::ResNet { stem: cpu_conv(&self.conv1, Some(&self.bn1))?, blocks, fc: cpu_dense(&self.fc)? })
     }
 }

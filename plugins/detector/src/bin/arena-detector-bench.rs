@@ -2,10 +2,11 @@
 //! weights and inputs, both sides in one run:
 //!
 //!   arena-detector-bench [--device cpu|wgpu|cuda] [--arch resnet18] [--batch 16] [--size 224]
-//!                        [--iters 5] [--python python3] [--torch-device cpu|cuda]
+//!                        [--iters 5] [--python python3] [--torch-device cpu|cuda] [--burn]
 //!
 //! Writes a network of counter-based random weights (torchvision tensor names), times arena's
-//! forward pass (normalisation included, decoding excluded) after one warm-up batch, then runs
+//! forward pass (normalisation included, decoding excluded) after one warm-up batch (on the CPU,
+//! ResNets take the plugin's CPU path; `--burn` also times burn's Flex backend), then runs
 //! tests/reference/bench_torchvision.py on the same file and inputs, and prints both rates,
 //! their ratio and the largest logit difference.
 
@@ -19,9 +20,9 @@ use arena_detector::{Detector, Source, burn_device};
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(about = "Detector forward-pass throughput: arena (burn) against PyTorch on the same weights")]
+#[command(about = "Detector forward-pass throughput: arena against PyTorch on the same weights")]
 struct Args {
-    /// arena's device: cpu (burn Flex), wgpu, cuda[:N].
+    /// arena's device: cpu (the CPU path for ResNets, burn Flex otherwise), wgpu, cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: arena_plugin_api::Device,
     #[arg(long, default_value = "resnet18")]
@@ -39,6 +40,19 @@ struct Args {
     /// PyTorch's device.
     #[arg(long, default_value = "cpu")]
     torch_device: String,
+    /// Also time burn's own CPU backend (Flex), which the CPU path replaces for ResNets.
+    #[arg(long)]
+    burn: bool,
+}
+
+/// Images per second of `iters` forward passes over `images`, after the first (returned).
+fn time(det: &Detector, images: &[Vec<u8>], iters: usize) -> anyhow::Result<(f64, Vec<Vec<f32>>)> {
+    let first = det.image_logits(images)?;
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        det.image_logits(images)?;
+    }
+    Ok(((images.len() * iters) as f64 / t0.elapsed().as_secs_f64(), first))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,16 +80,18 @@ fn main() -> anyhow::Result<()> {
                 .collect()
         })
         .collect();
-    let first = det.image_logits(&images)?;
-    let t0 = Instant::now();
-    for _ in 0..a.iters {
-        det.image_logits(&images)?;
-    }
-    let arena_rate = (a.batch * a.iters) as f64 / t0.elapsed().as_secs_f64();
+    let (arena_rate, first) = time(&det, &images, a.iters)?;
+    let engine = if det.uses_cpu_path() { "CPU path" } else { "burn" };
     println!(
-        "arena   {:>9.2} images/s  ({}, {}, batch {}, {}x{})",
+        "arena   {:>9.2} images/s  ({}, {engine}, {}, batch {}, {}x{})",
         arena_rate, a.device, a.arch, a.batch, a.size, a.size
     );
+    if a.burn && det.uses_cpu_path() {
+        let (rate, logits) = time(&Detector::load(dir.path(), &device)?.burn_only(), &images, a.iters)?;
+        let diff =
+            max_diff(first.iter().flatten().map(|&x| x as f64), logits.iter().flatten().map(|&x| x as f64));
+        println!("burn    {rate:>9.2} images/s  (Flex; max |logit diff| with the CPU path {diff:.2e})");
+    }
 
     if a.python.is_empty() {
         return Ok(());
@@ -100,16 +116,15 @@ fn main() -> anyhow::Result<()> {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let torch_rate = r["images_per_s"].as_f64().unwrap_or(f64::NAN);
     let torch_logits: Vec<Vec<f64>> = serde_json::from_value(r["logits"].clone())?;
-    let diff = first
-        .iter()
-        .flatten()
-        .zip(torch_logits.iter().flatten())
-        .map(|(x, y)| (*x as f64 - y).abs())
-        .fold(0.0f64, f64::max);
+    let diff = max_diff(first.iter().flatten().map(|&x| x as f64), torch_logits.iter().flatten().copied());
     println!(
         "pytorch {:>9.2} images/s  (torch {}, {} threads, {})",
         torch_rate, r["torch"], r["threads"], a.torch_device
     );
     println!("ratio arena/pytorch {:.2}x; max |logit diff| {diff:.2e}", arena_rate / torch_rate);
     Ok(())
+}
+
+fn max_diff(a: impl Iterator<Item = f64>, b: impl Iterator<Item = f64>) -> f64 {
+    a.zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }

@@ -1,0 +1,791 @@
+//! The CPU inference path of the ResNet family, used instead of burn's Flex backend when the
+//! device is the CPU (burn still builds the network, checks the weights and runs wgpu/CUDA).
+//!
+//! - Activations are NHWC, so every convolution is a matrix product over channels.
+//! - Batch norm (inference statistics) is folded into the convolution before it, in f64:
+//!   `w·γ/√(σ²+ε)` and `β − μ·γ/√(σ²+ε)`.
+//! - Bias, the residual and ReLU are applied to each convolution's output while it is in cache.
+//! - 3×3 stride-1 convolutions (most of a ResNet's arithmetic) use Winograd's F(4×4, 3×3)
+//!   (Lavin & Gray, 2016): 36 multiplications per 4×4 output tile and channel pair instead of 144.
+//!   The filter transform is computed once, in f64.
+//! - Every other convolution is im2col plus `gemm`, the crate candle uses.
+//!
+//! Work is split into pieces whose sizes depend on the layer's shape only, never on the thread
+//! count, and each piece is computed by one thread: the results are bit-identical from run to
+//! run and whatever the number of threads.
+
+use rayon::prelude::*;
+
+/// NHWC activations.
+#[derive(Clone, Debug)]
+pub struct Act {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub data: Vec<f32>,
+}
+
+impl Act {
+    /// From `[N, C, H, W]` values.
+    pub fn from_nchw(data: &[f32], n: usize, c: usize, h: usize, w: usize) -> Act {
+        let mut out = vec![0f32; data.len()];
+        out.par_chunks_mut(h * w * c).enumerate().for_each(|(b, img)| {
+            let src = &data[b * c * h * w..(b + 1) * c * h * w];
+            for ch in 0..c {
+                for (p, &v) in src[ch * h * w..(ch + 1) * h * w].iter().enumerate() {
+                    img[p * c + ch] = v;
+                }
+            }
+        });
+        Act { n, h, w, c, data: out }
+    }
+}
+
+/// Inference batch-norm statistics of one layer.
+pub struct BatchNorm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
+    pub eps: f64,
+}
+
+/// A convolution (square kernel, symmetric padding, one group) with its batch norm folded in.
+pub struct Conv {
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    /// `[k·k·cin, cout]`, rows in im2col order (ky, kx, ci).
+    w: Vec<f32>,
+    bias: Vec<f32>,
+    /// Winograd-domain filters `[36, cin, cout]` (3×3, stride 1, padding 1).
+    wino: Option<Vec<f32>>,
+}
+
+impl Conv {
+    /// `weight` is PyTorch's `[cout, cin, k, k]`.
+    pub fn new(
+        weight: &[f32],
+        cout: usize,
+        cin: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        bias: Option<&[f32]>,
+        bn: Option<&BatchNorm>,
+    ) -> Conv {
+        assert_eq!(weight.len(), cout * cin * k * k, "convolution weight size");
+        let (scale, shift): (Vec<f64>, Vec<f64>) = (0..cout)
+            .map(|o| {
+                let b = bias.map_or(0.0, |b| b[o] as f64);
+                match bn {
+                    Some(bn) => {
+                        let s = bn.gamma[o] as f64 / (bn.var[o] as f64 + bn.eps).sqrt();
+                        (s, (b - bn.mean[o] as f64) * s + bn.beta[o] as f64)
+                    }
+                    None => (1.0, b),
+                }
+            })
+            .unzip();
+        // The folded filter in f64, `[cout][cin][ky][kx]`.
+        let folded: Vec<f64> =
+            weight.iter().enumerate().map(|(i, &v)| v as f64 * scale[i / (cin * k * k)]).collect();
+        let mut w = vec![0f32; k * k * cin * cout];
+        for t in 0..k * k {
+            for i in 0..cin {
+                for o in 0..cout {
+                    w[(t * cin + i) * cout + o] = folded[(o * cin + i) * k * k + t] as f32;
+                }
+            }
+        }
+        let wino = (k == 3 && stride == 1 && pad == 1).then(|| winograd_filters(&folded, cout, cin));
+        Conv { cin, cout, k, stride, pad, w, bias: shift.iter().map(|&b| b as f32).collect(), wino }
+    }
+
+    fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        ((h + 2 * self.pad - self.k) / self.stride + 1, (w + 2 * self.pad - self.k) / self.stride + 1)
+    }
+
+    /// `relu?(conv(x) + bias + residual?)`.
+    pub fn forward(&self, x: &Act, residual: Option<&Act>, relu: bool) -> Act {
+        assert_eq!(x.c, self.cin, "convolution input channels");
+        let (ho, wo) = self.out_size(x.h, x.w);
+        if let Some(r) = residual {
+            assert_eq!((r.n, r.h, r.w, r.c), (x.n, ho, wo, self.cout), "residual shape");
+        }
+        let data = match &self.wino {
+            Some(u) => self.winograd(x, u, residual, relu),
+            None => self.im2col(x, ho, wo, residual, relu),
+        };
+        Act { n: x.n, h: ho, w: wo, c: self.cout, data }
+    }
+
+    fn im2col(&self, x: &Act, ho: usize, wo: usize, residual: Option<&Act>, relu: bool) -> Vec<f32> {
+        let (cin, cout, k) = (self.cin, self.cout, self.k);
+        let rows = x.n * ho * wo;
+        let kdim = k * k * cin;
+        let pointwise = k == 1 && self.stride == 1 && self.pad == 0;
+        // About 1 MiB of im2col rows per piece, and at least 8 pieces when there are enough rows.
+        let piece = (262_144 / kdim).clamp(16, 4096).min(rows.div_ceil(8).max(16));
+        let mut out = vec![0f32; rows * cout];
+        out.par_chunks_mut(piece * cout).enumerate().for_each(|(p, o)| {
+            let r0 = p * piece;
+            let nr = o.len() / cout;
+            let col;
+            let lhs = if pointwise {
+                &x.data[r0 * cin..(r0 + nr) * cin]
+            } else {
+                col = self.gather(x, ho, wo, r0, nr);
+                &col[..]
+            };
+            // SAFETY: `o` is nr×cout, `lhs` nr×kdim and `w` kdim×cout, all row-major.
+            unsafe {
+                matmul(nr, cout, kdim, o.as_mut_ptr(), cout, lhs.as_ptr(), kdim, self.w.as_ptr(), cout)
+            };
+            simd(|| epilogue(o, &self.bias, residual.map(|r| &r.data[r0 * cout..(r0 + nr) * cout]), relu));
+        });
+        out
+    }
+
+    /// im2col rows `r0..r0+nr` (output pixels), zero where the window leaves the image.
+    fn gather(&self, x: &Act, ho: usize, wo: usize, r0: usize, nr: usize) -> Vec<f32> {
+        let (cin, k) = (self.cin, self.k);
+        let kdim = k * k * cin;
+        let mut col = vec![0f32; nr * kdim];
+        for (r, row) in col.chunks_exact_mut(kdim).enumerate() {
+            let g = r0 + r;
+            let (b, oy, ox) = (g / (ho * wo), (g / wo) % ho, g % wo);
+            // The kernel columns inside the image: a contiguous run of pixels in NHWC.
+            let ix0 = (ox * self.stride) as isize - self.pad as isize;
+            let kx_lo = (-ix0).max(0) as usize;
+            let kx_hi = ((x.w as isize - ix0).max(0) as usize).min(k);
+            if kx_lo >= kx_hi {
+                continue;
+            }
+            let run = (kx_hi - kx_lo) * cin;
+            for ky in 0..k {
+                let iy = (oy * self.stride + ky) as isize - self.pad as isize;
+                if iy < 0 || iy >= x.h as isize {
+                    continue;
+                }
+                let src = ((b * x.h + iy as usize) * x.w + (ix0 + kx_lo as isize) as usize) * cin;
+                let dst = (ky * k + kx_lo) * cin;
+                row[dst..dst + run].copy_from_slice(&x.data[src..src + run]);
+            }
+        }
+        col
+    }
+
+    fn winograd(&self, x: &Act, u: &[f32], residual: Option<&Act>, relu: bool) -> Vec<f32> {
+        let (cin, cout) = (self.cin, self.cout);
+        let (ho, wo) = (x.h, x.w);
+        let (th, tw) = (ho.div_ceil(4), wo.div_ceil(4));
+        let tiles = x.n * th * tw;
+        // Tiles per round: the transformed inputs and products of a round take about 4 MiB, but a
+        // round has at least 64 tiles so that the products stay efficient for wide layers.
+        let round = (1_048_576 / (36 * (cin + cout))).max(64).min(tiles);
+        let mut out = vec![0f32; x.n * ho * wo * cout];
+        let mut scratch = SCRATCH.take();
+        scratch.resize(scratch.len().max(round * 36 * (cin + cout)), 0.0);
+        let (v, m) = scratch.split_at_mut(round * 36 * cin);
+        let geom = TileGeom { h: x.h, w: x.w, th, tw };
+        let out_ptr = SyncPtr(out.as_mut_ptr());
+        for t0 in (0..tiles).step_by(round) {
+            let nt = round.min(tiles - t0);
+            v[..nt * 36 * cin]
+                .par_chunks_mut(36 * cin)
+                .enumerate()
+                .for_each(|(t, vt)| simd(|| input_tile(x, geom, t0 + t, vt)));
+            let (vp, mp) = (SyncPtr(v.as_mut_ptr()), SyncPtr(m.as_mut_ptr()));
+            (0..36).into_par_iter().for_each(|e| {
+                // SAFETY: product `e` reads column block `e` of V (nt rows of stride 36·cin) and
+                // writes column block `e` of M; blocks of different `e` do not overlap.
+                unsafe {
+                    matmul(
+                        nt,
+                        cout,
+                        cin,
+                        mp.get().add(e * cout),
+                        36 * cout,
+                        vp.get().add(e * cin),
+                        36 * cin,
+                        u.as_ptr().add(e * cin * cout),
+                        cout,
+                    )
+                }
+            });
+            m[..nt * 36 * cout].par_chunks(36 * cout).enumerate().for_each(|(t, mt)| {
+                // SAFETY: each tile writes only its own output pixels.
+                simd(|| unsafe {
+                    output_tile(mt, geom, t0 + t, cout, &self.bias, residual, relu, out_ptr.get())
+                })
+            });
+        }
+        SCRATCH.set(scratch);
+        out
+    }
+}
+
+/// Runs `f` compiled for the widest vector unit the CPU has (AVX-512, AVX2 or the baseline).
+/// The element-wise arithmetic is the same IEEE operations in every case (Rust fuses no
+/// multiply-adds), so the results do not depend on which one ran.
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { avx512(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+thread_local! {
+    /// The Winograd buffers, kept between layers and passes (no fresh pages each time).
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+#[derive(Clone, Copy)]
+struct TileGeom {
+    h: usize,
+    w: usize,
+    th: usize,
+    tw: usize,
+}
+
+impl TileGeom {
+    fn locate(&self, tile: usize) -> (usize, usize, usize) {
+        let per = self.th * self.tw;
+        (tile / per, (tile % per) / self.tw, tile % self.tw)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: used only to hand disjoint regions of one buffer to rayon tasks.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Channels per step of the tile transforms (one AVX-512 register).
+const L: usize = 16;
+type Lane = [f32; L];
+
+/// `Bᵀ·d` for F(4×4, 3×3) on the six lanes `base + k·step` of `src`, into the same lanes of
+/// `dst`, `L` channels at a time.
+#[inline(always)]
+fn bt(src: &[Lane; 36], base: usize, step: usize, dst: &mut [Lane; 36]) {
+    for l in 0..L {
+        let d = |k: usize| src[base + k * step][l];
+        let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5));
+        dst[base][l] = 4.0 * d0 - 5.0 * d2 + d4;
+        dst[base + step][l] = -4.0 * (d1 + d2) + d3 + d4;
+        dst[base + 2 * step][l] = 4.0 * (d1 - d2) - d3 + d4;
+        dst[base + 3 * step][l] = 2.0 * (d3 - d1) + d4 - d2;
+        dst[base + 4 * step][l] = 2.0 * (d1 - d3) + d4 - d2;
+        dst[base + 5 * step][l] = 4.0 * d1 - 5.0 * d3 + d5;
+    }
+}
+
+/// `Aᵀ·m` for F(4×4, 3×3): the six lanes `sbase + k·sstep` of `src` to the four lanes
+/// `dbase + p·dstep` of `dst`.
+#[inline(always)]
+fn at<const M: usize, const N: usize>(
+    src: &[Lane; M],
+    sbase: usize,
+    sstep: usize,
+    dst: &mut [Lane; N],
+    dbase: usize,
+    dstep: usize,
+) {
+    for l in 0..L {
+        let m = |k: usize| src[sbase + k * sstep][l];
+        let (m0, m1, m2, m3, m4, m5) = (m(0), m(1), m(2), m(3), m(4), m(5));
+        let (a, b, c, d) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+        dst[dbase][l] = m0 + a + c;
+        dst[dbase + dstep][l] = b + 2.0 * d;
+        dst[dbase + 2 * dstep][l] = a + 4.0 * c;
+        dst[dbase + 3 * dstep][l] = b + 8.0 * d + m5;
+    }
+}
+
+/// The first `n` values of `src` into `lane` (the rest stay as they are); whole lanes are one
+/// vector move.
+#[inline(always)]
+fn load(lane: &mut Lane, src: &[f32], n: usize) {
+    if n == L {
+        *lane = src[..L].try_into().expect("a whole lane");
+    } else {
+        lane[..n].copy_from_slice(&src[..n]);
+    }
+}
+
+#[inline(always)]
+fn store(dst: &mut [f32], lane: &Lane, n: usize) {
+    if n == L {
+        let d: &mut Lane = (&mut dst[..L]).try_into().expect("a whole lane");
+        *d = *lane;
+    } else {
+        dst[..n].copy_from_slice(&lane[..n]);
+    }
+}
+
+/// Transforms one 6×6 input tile (padding 1) into `vt`, `[36][cin]`.
+#[inline(always)]
+fn input_tile(x: &Act, g: TileGeom, tile: usize, vt: &mut [f32]) {
+    let c = x.c;
+    let (b, ty, tx) = g.locate(tile);
+    let (y0, x0) = ((ty * 4) as isize - 1, (tx * 4) as isize - 1);
+    let mut d = [[0f32; L]; 36];
+    let mut t = [[0f32; L]; 36];
+    for c0 in (0..c).step_by(L) {
+        let cl = L.min(c - c0);
+        for i in 0..6 {
+            let iy = y0 + i as isize;
+            for j in 0..6 {
+                let ix = x0 + j as isize;
+                if iy < 0 || iy >= g.h as isize || ix < 0 || ix >= g.w as isize {
+                    d[i * 6 + j] = [0.0; L];
+                } else {
+                    load(
+                        &mut d[i * 6 + j],
+                        &x.data[((b * g.h + iy as usize) * g.w + ix as usize) * c + c0..],
+                        cl,
+                    );
+                }
+            }
+        }
+        // Columns first, t = Bᵀ d, then rows, d = t B (d is free again).
+        for j in 0..6 {
+            bt(&d, j, 6, &mut t);
+        }
+        for i in 0..6 {
+            bt(&t, i * 6, 1, &mut d);
+        }
+        for (e, lane) in d.iter().enumerate() {
+            store(&mut vt[e * c + c0..], lane, cl);
+        }
+    }
+}
+
+/// Transforms one tile's products `mt` (`[36][cout]`) back to its 4×4 output pixels.
+///
+/// # Safety
+/// `out` must hold the layer's whole NHWC output; each tile writes only its own pixels.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn output_tile(
+    mt: &[f32],
+    g: TileGeom,
+    tile: usize,
+    cout: usize,
+    bias: &[f32],
+    residual: Option<&Act>,
+    relu: bool,
+    out: *mut f32,
+) {
+    let (b, ty, tx) = g.locate(tile);
+    let mut m = [[0f32; L]; 36];
+    let mut s = [[0f32; L]; 24];
+    let mut y = [[0f32; L]; 16];
+    for c0 in (0..cout).step_by(L) {
+        let cl = L.min(cout - c0);
+        let mut bias_lane = [0f32; L];
+        load(&mut bias_lane, &bias[c0..], cl);
+        for (e, lane) in m.iter_mut().enumerate() {
+            load(lane, &mt[e * cout + c0..], cl);
+        }
+        // s = Aᵀ m (4×6), then y = s A (4×4).
+        for j in 0..6 {
+            at(&m, j, 6, &mut s, j, 6);
+        }
+        for p in 0..4 {
+            at(&s, p * 6, 1, &mut y, p * 4, 1);
+        }
+        for (k, yq) in y.iter().enumerate() {
+            let (oy, ox) = (ty * 4 + k / 4, tx * 4 + k % 4);
+            if oy >= g.h || ox >= g.w {
+                continue;
+            }
+            let px = ((b * g.h + oy) * g.w + ox) * cout + c0;
+            let mut v = *yq;
+            v.iter_mut().zip(&bias_lane).for_each(|(v, b)| *v += b);
+            if let Some(r) = residual {
+                let mut res = [0f32; L];
+                load(&mut res, &r.data[px..], cl);
+                v.iter_mut().zip(&res).for_each(|(v, r)| *v += r);
+            }
+            if relu {
+                v.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            // SAFETY: channels `c0..c0 + cl` of this tile's pixel, inside the output.
+            unsafe { store(std::slice::from_raw_parts_mut(out.add(px), cl), &v, cl) };
+        }
+    }
+}
+
+/// `U = G g Gᵀ` for every (cout, cin) pair of a folded 3×3 filter `[cout][cin][3][3]` (f64),
+/// stored `[36][cin][cout]`.
+fn winograd_filters(folded: &[f64], cout: usize, cin: usize) -> Vec<f32> {
+    const G: [[f64; 3]; 6] = [
+        [0.25, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        [0.0, 0.0, 1.0],
+    ];
+    let mut u = vec![0f32; 36 * cin * cout];
+    // `o` innermost: each of the 36 planes is written in order.
+    for i in 0..cin {
+        for o in 0..cout {
+            let g = &folded[(o * cin + i) * 9..(o * cin + i + 1) * 9];
+            // gg = G g (6×3), then U = gg Gᵀ (6×6).
+            let mut gg = [[0f64; 3]; 6];
+            for (r, row) in gg.iter_mut().enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = (0..3).map(|a| G[r][a] * g[a * 3 + c]).sum();
+                }
+            }
+            for r in 0..6 {
+                for c in 0..6 {
+                    let v: f64 = (0..3).map(|a| gg[r][a] * G[c][a]).sum();
+                    u[((r * 6 + c) * cin + i) * cout + o] = v as f32;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// `dst (m×n, row stride dst_rs) = lhs (m×k, row stride lhs_rs) · rhs (k×n, row stride rhs_rs)`,
+/// unit column strides, on the calling thread.
+///
+/// # Safety
+/// Every pointer must address its whole matrix.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    lhs_rs: usize,
+    rhs: *const f32,
+    rhs_rs: usize,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs,
+            1,
+            lhs_rs as isize,
+            rhs,
+            1,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// `relu?(o + bias + residual?)` over rows of `bias.len()` channels.
+#[inline(always)]
+fn epilogue(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
+    let c = bias.len();
+    for (r, row) in o.chunks_exact_mut(c).enumerate() {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+        if let Some(res) = residual {
+            for (v, x) in row.iter_mut().zip(&res[r * c..(r + 1) * c]) {
+                *v += x;
+            }
+        }
+        if relu {
+            row.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+/// Max pooling, `k`×`k`, stride `s`, padding `p` (padding never wins, as in PyTorch).
+pub fn max_pool(x: &Act, k: usize, s: usize, p: usize) -> Act {
+    let (ho, wo) = ((x.h + 2 * p - k) / s + 1, (x.w + 2 * p - k) / s + 1);
+    let c = x.c;
+    let mut out = vec![f32::NEG_INFINITY; x.n * ho * wo * c];
+    out.par_chunks_mut(wo * c).enumerate().for_each(|(row, o)| simd(|| pool_row(x, o, row, ho, wo, k, s, p)));
+    Act { n: x.n, h: ho, w: wo, c, data: out }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pool_row(x: &Act, o: &mut [f32], row: usize, ho: usize, wo: usize, k: usize, s: usize, p: usize) {
+    let c = x.c;
+    let (b, oy) = (row / ho, row % ho);
+    for ox in 0..wo {
+        let dst = &mut o[ox * c..(ox + 1) * c];
+        for ky in 0..k {
+            let iy = (oy * s + ky) as isize - p as isize;
+            if iy < 0 || iy >= x.h as isize {
+                continue;
+            }
+            for kx in 0..k {
+                let ix = (ox * s + kx) as isize - p as isize;
+                if ix < 0 || ix >= x.w as isize {
+                    continue;
+                }
+                let src = ((b * x.h + iy as usize) * x.w + ix as usize) * c;
+                for (d, &v) in dst.iter_mut().zip(&x.data[src..src + c]) {
+                    // NaN propagates, as in torch.
+                    *d = if v > *d || v.is_nan() { v } else { *d };
+                }
+            }
+        }
+    }
+}
+
+/// Global average pooling: `[N, C]` features.
+pub fn global_avg_pool(x: &Act) -> Vec<f32> {
+    let (c, hw) = (x.c, x.h * x.w);
+    let mut out = vec![0f32; x.n * c];
+    out.par_chunks_mut(c).enumerate().for_each(|(b, o)| {
+        let mut acc = vec![0f64; c];
+        for px in x.data[b * hw * c..(b + 1) * hw * c].chunks_exact(c) {
+            for (a, &v) in acc.iter_mut().zip(px) {
+                *a += v as f64;
+            }
+        }
+        for (d, a) in o.iter_mut().zip(acc) {
+            *d = (a / hw as f64) as f32;
+        }
+    });
+    out
+}
+
+/// A fully connected layer, PyTorch's `[out, in]` weight.
+pub struct Dense {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub d_in: usize,
+}
+
+impl Dense {
+    /// Rows of `x` (`[N, d_in]`) to `[N, out]`, accumulated in f64.
+    pub fn forward(&self, x: &[f32]) -> Vec<Vec<f32>> {
+        x.chunks_exact(self.d_in)
+            .map(|row| {
+                self.weight
+                    .chunks_exact(self.d_in)
+                    .zip(&self.bias)
+                    .map(|(w, &b)| {
+                        (b as f64 + w.iter().zip(row).map(|(&a, &v)| a as f64 * v as f64).sum::<f64>()) as f32
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// One residual block: basic (two 3×3) or bottleneck (1×1, 3×3, 1×1).
+pub struct Block {
+    pub convs: Vec<Conv>,
+    pub downsample: Option<Conv>,
+}
+
+/// A ResNet on the CPU path.
+pub struct ResNet {
+    pub stem: Conv,
+    pub blocks: Vec<Block>,
+    pub fc: Dense,
+}
+
+impl std::fmt::Debug for ResNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cpu::ResNet({} blocks, {} features)", self.blocks.len(), self.fc.d_in)
+    }
+}
+
+impl ResNet {
+    /// Pooled features `[N, C]` of normalised NCHW images.
+    pub fn features(&self, x: &Act) -> Vec<f32> {
+        let mut x = max_pool(&self.stem.forward(x, None, true), 3, 2, 1);
+        for block in &self.blocks {
+            let identity = block.downsample.as_ref().map(|d| d.forward(&x, None, false));
+            let last = block.convs.len() - 1;
+            let mut y = block.convs[0].forward(&x, None, true);
+            for conv in &block.convs[1..last] {
+                y = conv.forward(&y, None, true);
+            }
+            x = block.convs[last].forward(&y, Some(identity.as_ref().unwrap_or(&x)), true);
+        }
+        global_avg_pool(&x)
+    }
+
+    pub fn head(&self, features: &[f32]) -> Vec<Vec<f32>> {
+        self.fc.forward(features)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution in f64: `[N, H, W, cout]` from NHWC input and a `[cout][cin][k][k]` filter.
+    fn direct(x: &Act, wt: &[f32], cout: usize, k: usize, s: usize, p: usize, bias: &[f32]) -> Vec<f64> {
+        let (ho, wo) = ((x.h + 2 * p - k) / s + 1, (x.w + 2 * p - k) / s + 1);
+        let mut out = vec![0f64; x.n * ho * wo * cout];
+        for b in 0..x.n {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    for o in 0..cout {
+                        let mut acc = bias[o] as f64;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (iy, ix) = (
+                                    (oy * s + ky) as isize - p as isize,
+                                    (ox * s + kx) as isize - p as isize,
+                                );
+                                if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                                    continue;
+                                }
+                                for i in 0..x.c {
+                                    let v = x.data[((b * x.h + iy as usize) * x.w + ix as usize) * x.c + i];
+                                    acc += v as f64 * wt[((o * x.c + i) * k + ky) * k + kx] as f64;
+                                }
+                            }
+                        }
+                        out[((b * ho + oy) * wo + ox) * cout + o] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        (0..n as u64)
+            .map(|i| {
+                let z = crate::weights::splitmix(seed.wrapping_mul(1_000_003).wrapping_add(i));
+                (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn convolutions_match_a_direct_f64_convolution() {
+        // (n, h, w, cin, cout, k, stride, pad): Winograd with partial edge tiles and odd channel
+        // counts, im2col with stride and padding, pointwise with and without stride.
+        let cases = [
+            (2, 9, 7, 5, 11, 3, 1, 1),
+            (1, 16, 16, 16, 8, 3, 1, 1),
+            (2, 7, 7, 3, 4, 3, 2, 1),
+            (1, 11, 13, 3, 6, 7, 2, 3),
+            (2, 6, 5, 12, 10, 1, 1, 0),
+            (2, 6, 5, 12, 10, 1, 2, 0),
+        ];
+        for (seed, &(n, h, w, cin, cout, k, s, p)) in cases.iter().enumerate() {
+            let x = Act { n, h, w, c: cin, data: values(n * h * w * cin, seed as u64) };
+            let wt = values(cout * cin * k * k, 100 + seed as u64);
+            let bias = values(cout, 200 + seed as u64);
+            let conv = Conv::new(&wt, cout, cin, k, s, p, Some(&bias), None);
+            assert_eq!(conv.wino.is_some(), k == 3 && s == 1);
+            let want = direct(&x, &wt, cout, k, s, p, &bias);
+            let res = Act { data: values(want.len(), 300 + seed as u64), ..conv.forward(&x, None, false) };
+            let got = conv.forward(&x, Some(&res), true);
+            assert_eq!(got.data.len(), want.len());
+            for (i, (&g, &d)) in got.data.iter().zip(&want).enumerate() {
+                let expect = (d + res.data[i] as f64).max(0.0);
+                assert!(
+                    (g as f64 - expect).abs() < 2e-5 * (1.0 + expect.abs()),
+                    "case {seed}, {i}: {g} vs {expect}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn batch_norm_folds_into_the_convolution() {
+        let x = Act { n: 1, h: 5, w: 6, c: 4, data: values(120, 7) };
+        let wt = values(3 * 4 * 9, 8);
+        let bn = BatchNorm {
+            gamma: vec![1.5, -0.5, 2.0],
+            beta: vec![0.1, 0.2, -0.3],
+            mean: vec![0.05, -0.2, 0.4],
+            var: vec![0.9, 2.0, 0.25],
+            eps: 1e-5,
+        };
+        let got = Conv::new(&wt, 3, 4, 3, 1, 1, None, Some(&bn)).forward(&x, None, false);
+        let raw = direct(&x, &wt, 3, 3, 1, 1, &[0.0; 3]);
+        for (i, (&g, &r)) in got.data.iter().zip(&raw).enumerate() {
+            let o = i % 3;
+            let want = (r - bn.mean[o] as f64) / (bn.var[o] as f64 + bn.eps).sqrt() * bn.gamma[o] as f64
+                + bn.beta[o] as f64;
+            assert!((g as f64 - want).abs() < 1e-5 * (1.0 + want.abs()), "{i}: {g} vs {want}");
+        }
+    }
+
+    #[test]
+    fn pooling() {
+        let x = Act { n: 2, h: 5, w: 4, c: 3, data: values(120, 9) };
+        let mp = max_pool(&x, 3, 2, 1);
+        assert_eq!((mp.h, mp.w), (3, 2));
+        for b in 0..2 {
+            for oy in 0..3usize {
+                for ox in 0..2usize {
+                    for c in 0..3 {
+                        let mut m = f32::NEG_INFINITY;
+                        for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(5) {
+                            for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(4) {
+                                m = m.max(x.data[((b * 5 + iy) * 4 + ix) * 3 + c]);
+                            }
+                        }
+                        assert_eq!(mp.data[((b * 3 + oy) * 2 + ox) * 3 + c], m);
+                    }
+                }
+            }
+        }
+        let avg = global_avg_pool(&x);
+        let want: f64 = (0..20).map(|p| x.data[(20 + p) * 3 + 1] as f64).sum::<f64>() / 20.0;
+        assert!((avg[4] as f64 - want).abs() < 1e-7);
+    }
+
+    #[test]
+    fn nchw_to_nhwc() {
+        let data: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let a = Act::from_nchw(&data, 2, 3, 2, 2);
+        // Image 1, pixel (1, 0), channel 2: NCHW index 1·12 + 2·4 + 1·2 + 0 = 22.
+        assert_eq!(a.data[((2 + 1) * 2) * 3 + 2], 22.0);
+    }
+}
