@@ -188,6 +188,9 @@ impl Conv {
         // round has at least 64 tiles so that the products stay efficient for wide layers.
         let round = (1_048_576 / (36 * (cin + cout))).max(64).min(tiles);
         let mut out = vec![0f32; x.n * ho * wo * cout];
+        if tiles == 0 {
+            return out;
+        }
         let mut scratch = SCRATCH.take();
         scratch.resize(scratch.len().max(round * 36 * (cin + cout)), 0.0);
         let (v, m) = scratch.split_at_mut(round * 36 * cin);
@@ -779,6 +782,13 @@ mod tests {
         let avg = global_avg_pool(&x);
         let want: f64 = (0..20).map(|p| x.data[(20 + p) * 3 + 1] as f64).sum::<f64>() / 20.0;
         assert!((avg[4] as f64 - want).abs() < 1e-7);
+    }
+
+    #[test]
+    fn an_empty_batch_gives_no_rows() {
+        let conv = Conv::new(&values(4 * 2 * 9, 1), 4, 2, 3, 1, 1, None, None);
+        let y = conv.forward(&Act { n: 0, h: 5, w: 5, c: 2, data: Vec::new() }, None, true);
+        assert_eq!((y.n, y.h, y.w, y.c, y.data.len()), (0, 5, 5, 4, 0));
     }
 
     #[test]

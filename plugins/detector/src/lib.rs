@@ -178,6 +178,9 @@ impl Detector {
         }
         let input = self.normalised(videos.iter().flatten().map(Vec::as_slice), 3 * h * w)?;
         if let Some(net) = &self.fast {
+            if videos.is_empty() {
+                return Ok(Vec::new());
+            }
             let f = net.features(&cpu::Act::from_nchw(&input, videos.len() * t, 3, h, w));
             let d = f.len() / (videos.len() * t);
             // The mean over frames, as burn's `mean_dim`: the sum, then one division.
