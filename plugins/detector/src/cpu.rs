@@ -58,7 +58,7 @@ pub struct Conv {
     k: usize,
     stride: usize,
     pad: usize,
-    /// `[k·k·cin, cout]`, rows in im2col order (ky, kx, ci).
+    /// `[k·k·cin, cout]`, rows in im2col order (ky, kx, ci); empty where Winograd is used.
     w: Vec<f32>,
     bias: Vec<f32>,
     /// Winograd-domain filters `[36, cin, cout]` (3×3, stride 1, padding 1).
@@ -93,15 +93,19 @@ impl Conv {
         // The folded filter in f64, `[cout][cin][ky][kx]`.
         let folded: Vec<f64> =
             weight.iter().enumerate().map(|(i, &v)| v as f64 * scale[i / (cin * k * k)]).collect();
-        let mut w = vec![0f32; k * k * cin * cout];
-        for t in 0..k * k {
-            for i in 0..cin {
-                for o in 0..cout {
-                    w[(t * cin + i) * cout + o] = folded[(o * cin + i) * k * k + t] as f32;
+        let wino = (k == 3 && stride == 1 && pad == 1).then(|| winograd_filters(&folded, cout, cin));
+        // The im2col layout, only for the convolutions that use it.
+        let mut w = Vec::new();
+        if wino.is_none() {
+            w = vec![0f32; k * k * cin * cout];
+            for t in 0..k * k {
+                for i in 0..cin {
+                    for o in 0..cout {
+                        w[(t * cin + i) * cout + o] = folded[(o * cin + i) * k * k + t] as f32;
+                    }
                 }
             }
         }
-        let wino = (k == 3 && stride == 1 && pad == 1).then(|| winograd_filters(&folded, cout, cin));
         Conv { cin, cout, k, stride, pad, w, bias: shift.iter().map(|&b| b as f32).collect(), wino }
     }
 
