@@ -376,6 +376,16 @@ fn pair(i: u8) -> Keypair {
 }
 
 /// Validators 0 (stake 6) and 1 (stake 4), miners 2 and 3, tempo 10, rate limit 3.
+/// A fresh [`subnet`] advanced to block 10, and a journal path beside it (the directory lives as
+/// long as the returned guard).
+fn subnet_at_block_10(commit_reveal: bool) -> (tempfile::TempDir, LocalChain, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut chain = subnet(tmp.path(), commit_reveal);
+    chain.advance(10).unwrap();
+    let journal = tmp.path().join("journal.json");
+    (tmp, chain, journal)
+}
+
 fn subnet(dir: &std::path::Path, commit_reveal: bool) -> LocalChain {
     let neurons: Vec<(String, String, u64)> = (0..4)
         .map(|i| (pair(i).ss58(), pair(100 + i).ss58(), [6_000_000_000, 4_000_000_000, 0, 0][i as usize]))
@@ -462,10 +472,7 @@ fn local_chain_checks_calls_like_subtensor_and_runs_epochs() {
 
 #[test]
 fn emitter_sets_once_per_epoch_and_survives_a_crash() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut chain = subnet(tmp.path(), false);
-    chain.advance(10).unwrap();
-    let journal = tmp.path().join("journal.json");
+    let (tmp, mut chain, journal) = subnet_at_block_10(false);
     let signer = pair(0);
     let mut e = emitter(&mut chain, &signer, journal.clone());
     assert!(matches!(e.emit(&[(2, 65535), (3, 100)], 0).unwrap(), Outcome::Set { .. }));
@@ -486,11 +493,8 @@ fn emitter_sets_once_per_epoch_and_survives_a_crash() {
 
 #[test]
 fn emitter_commits_and_reveals_with_commit_reveal_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut chain = subnet(tmp.path(), true);
-    chain.advance(10).unwrap();
+    let (_tmp, mut chain, journal) = subnet_at_block_10(true);
     let signer = pair(0);
-    let journal = tmp.path().join("journal.json");
     let err = chain
         .submit(
             &signer,
@@ -700,10 +704,7 @@ fn emitter_sends_timelocked_commits_where_the_runtime_is_crv4() {
 
 #[test]
 fn a_refused_call_leaves_the_epoch_open() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut chain = subnet(tmp.path(), false);
-    chain.advance(10).unwrap();
-    let journal = tmp.path().join("journal.json");
+    let (_tmp, mut chain, journal) = subnet_at_block_10(false);
     // uid 9 does not exist: the chain refuses, nothing was included, the epoch stays open.
     let signer = pair(0);
     let mut e = emitter(&mut chain, &signer, journal.clone());
