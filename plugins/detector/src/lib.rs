@@ -81,11 +81,35 @@ pub fn burn_device(device: arena_plugin_api::Device) -> Result<burn::tensor::Dev
             Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
         }
         #[cfg(feature = "cuda")]
-        arena_plugin_api::Device::Cuda(n) => Ok(burn::tensor::Device::cuda(n as usize)),
+        arena_plugin_api::Device::Cuda(n) => cuda_device(n as usize),
         #[cfg(not(feature = "cuda"))]
         arena_plugin_api::Device::Cuda(_) => Err(DetectorError::Parameters(
             "this build of the detector plugin has no CUDA backend (feature `cuda`)".into(),
         )),
+    }
+}
+
+/// A CUDA device that has been seen to work. burn's CUDA runtime loads the driver library on a
+/// worker thread and panics there when it is missing, which reaches the caller only as a closed
+/// channel; the driver and the ordinal are therefore checked here, with the reason in the error.
+#[cfg(feature = "cuda")]
+fn cuda_device(n: usize) -> Result<burn::tensor::Device, DetectorError> {
+    // SAFETY: loading the NVIDIA driver library runs its initialisers, as cudarc's own load does.
+    if let Err(e) = unsafe { libloading::Library::new("libcuda.so.1") } {
+        return Err(DetectorError::Parameters(format!(
+            "--device cuda:{n}: the CUDA driver library (libcuda.so.1, installed with the NVIDIA driver) cannot be loaded: {e}"
+        )));
+    }
+    let device = burn::tensor::Device::cuda(n);
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Tensor::<1>::from_data(TensorData::from([1.0f32]), &device).into_data()
+    }));
+    match probe {
+        Ok(_) => Ok(device),
+        Err(panic) => Err(DetectorError::Parameters(format!(
+            "--device cuda:{n}: burn's CUDA runtime did not start (its reason is on stderr): {}",
+            task::panic_message(&panic)
+        ))),
     }
 }
 

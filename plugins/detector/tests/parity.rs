@@ -157,6 +157,26 @@ fn pytorch_logits_on_wgpu() {
     }
 }
 
+/// CUDA, in builds with the `cuda` feature. Without a usable device the plugin refuses it with
+/// the reason, which the test checks and prints; ARENA_REQUIRE_CUDA=1 makes that a failure.
+#[cfg(feature = "cuda")]
+#[test]
+fn pytorch_logits_on_cuda() {
+    let required = std::env::var("ARENA_REQUIRE_CUDA").is_ok_and(|v| v == "1");
+    match arena_detector::burn_device(arena_plugin_api::Device::Cuda(0)) {
+        Ok(device) => check_cases(&device, "cuda", false),
+        Err(e) => {
+            let reason = e.to_string();
+            assert!(!required, "CUDA is required (ARENA_REQUIRE_CUDA=1) but unusable: {reason}");
+            assert!(
+                reason.contains("libcuda.so.1") || reason.contains("CUDA runtime"),
+                "a refused CUDA device must say why: {reason}"
+            );
+            eprintln!("no usable CUDA device here: {reason}");
+        }
+    }
+}
+
 #[test]
 fn resize_matches_opencv_byte_for_byte() {
     let fx = fixture();
