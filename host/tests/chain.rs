@@ -375,7 +375,6 @@ fn pair(i: u8) -> Keypair {
     Keypair::from_seed(&[i; 32]).unwrap()
 }
 
-/// Validators 0 (stake 6) and 1 (stake 4), miners 2 and 3, tempo 10, rate limit 3.
 /// A fresh [`subnet`] advanced to block 10, and a journal path beside it (the directory lives as
 /// long as the returned guard).
 fn subnet_at_block_10(commit_reveal: bool) -> (tempfile::TempDir, LocalChain, std::path::PathBuf) {
@@ -386,6 +385,7 @@ fn subnet_at_block_10(commit_reveal: bool) -> (tempfile::TempDir, LocalChain, st
     (tmp, chain, journal)
 }
 
+/// Validators 0 (stake 6) and 1 (stake 4), miners 2 and 3, tempo 10, rate limit 3.
 fn subnet(dir: &std::path::Path, commit_reveal: bool) -> LocalChain {
     let neurons: Vec<(String, String, u64)> = (0..4)
         .map(|i| (pair(i).ss58(), pair(100 + i).ss58(), [6_000_000_000, 4_000_000_000, 0, 0][i as usize]))
