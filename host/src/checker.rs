@@ -82,6 +82,15 @@ impl CheckOutcome {
     pub fn warnings(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.severity == Severity::Warning).count()
     }
+
+    /// Every warning made an error (`arena check --strict`, and `arena round`, which cannot run
+    /// a task whose plugin or kind is missing).
+    pub fn strict(mut self) -> Self {
+        for d in &mut self.diagnostics {
+            d.severity = Severity::Error;
+        }
+        self
+    }
 }
 
 /// Checks every file. `plugin_dirs`: where to look for plugins, as searched (see
@@ -167,6 +176,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
+}
+
+/// Loads competition files for `arena round`: every error is fatal, and so is every warning,
+/// a task whose plugin or kind is not installed in `plugin_dirs` included.
+pub fn load_runnable(paths: &[PathBuf], plugin_dirs: &[PathBuf]) -> Result<Vec<Competition>, CheckOutcome> {
+    let outcome = check_files(paths, plugin_dirs).strict();
+    if outcome.errors() > 0 {
+        return Err(outcome);
+    }
+    load_competitions(paths)
 }
 
 /// Loads competition files for `arena score`: every error is fatal there.

@@ -113,8 +113,11 @@ pub struct SetWeightsArgs {
     #[arg(long)]
     netuid: u16,
     /// Float weights `UID=W,UID=W,…`, converted to u16 as the bittensor SDK does.
-    #[arg(long, value_name = "UID=W,…")]
-    weights: String,
+    #[arg(long, value_name = "UID=W,…", required_unless_present = "report", conflicts_with = "report")]
+    weights: Option<String>,
+    /// A round report (`arena round --out`): its u16 weights are sent as they are.
+    #[arg(long, value_name = "ROUND.json")]
+    report: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     version_key: u64,
     /// The journal of submitted epochs.
@@ -212,11 +215,17 @@ pub enum WalletCommand {
         /// A 32-byte hex seed (deterministic keys for tests and demos).
         #[arg(long, value_name = "HEX")]
         seed: Option<String>,
+        /// Print JSON: {"path", "hotkey"}.
+        #[arg(long)]
+        json: bool,
     },
     /// A wallet's hotkey and coldkey addresses.
     Show {
         #[command(flatten)]
         wallet: WalletArgs,
+        /// Print JSON: {"hotkey", "coldkey"} (coldkey null when unreadable, with "coldkey_error").
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -337,8 +346,13 @@ pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
             }
         }
         ChainCommand::SetWeights(a) => {
-            let floats = parse_weights(&a.weights)?;
-            let u16s = arena_host::scoring::to_u16(&floats).map_err(|e| anyhow::anyhow!(e))?;
+            let u16s = match (&a.weights, &a.report) {
+                (_, Some(report)) => report_weights(report)?,
+                (Some(w), None) => {
+                    arena_host::scoring::to_u16(&parse_weights(w)?).map_err(|e| anyhow::anyhow!(e))?
+                }
+                (None, None) => bail!("pass --weights or --report"),
+            };
             let signer = a.wallet.wallet().hotkey()?;
             let mut c = a.chain.open()?;
             let mut emitter = Emitter {
@@ -362,6 +376,23 @@ pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
         ChainCommand::Local(cmd) => local_cmd(cmd)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The u16 weights of a round report (`weights[].u16`, zeros left out as the round sends them).
+fn report_weights(path: &std::path::Path) -> Result<Vec<(u16, u16)>> {
+    #[derive(serde::Deserialize)]
+    struct Weight {
+        uid: u16,
+        u16: u16,
+    }
+    #[derive(serde::Deserialize)]
+    struct Report {
+        weights: Vec<Weight>,
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let r: Report = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+        .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
+    Ok(r.weights.into_iter().filter(|w| w.u16 != 0).map(|w| (w.uid, w.u16)).collect())
 }
 
 fn parse_weights(s: &str) -> Result<std::collections::BTreeMap<u16, f64>> {
@@ -483,7 +514,7 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
 
 pub fn wallet(cmd: WalletCommand) -> Result<ExitCode> {
     match cmd {
-        WalletCommand::NewHotkey { wallet, seed } => {
+        WalletCommand::NewHotkey { wallet, seed, json } => {
             let seed: [u8; 32] = match seed {
                 Some(h) => hex::decode(h.trim_start_matches("0x"))
                     .ok()
@@ -499,9 +530,22 @@ pub fn wallet(cmd: WalletCommand) -> Result<ExitCode> {
             let pair = Keypair::from_seed(&seed)?;
             let w = wallet.wallet();
             w.create_hotkey(&pair, Some(&seed), None)?;
-            println!("{} {}", w.hotkey_path().display(), pair.ss58());
+            if json {
+                print_json(&json!({"path": w.hotkey_path(), "hotkey": pair.ss58()}))?;
+            } else {
+                println!("{} {}", w.hotkey_path().display(), pair.ss58());
+            }
         }
-        WalletCommand::Show { wallet } => {
+        WalletCommand::Show { wallet, json: true } => {
+            let w = wallet.wallet();
+            let coldkey = w.coldkey_ss58();
+            print_json(&json!({
+                "hotkey": w.hotkey()?.ss58(),
+                "coldkey": coldkey.as_ref().ok(),
+                "coldkey_error": coldkey.as_ref().err().map(|e| format!("{e:#}")),
+            }))?;
+        }
+        WalletCommand::Show { wallet, json: false } => {
             let w = wallet.wallet();
             println!("hotkey  {}", w.hotkey()?.ss58());
             match w.coldkey_ss58() {

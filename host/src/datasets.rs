@@ -103,14 +103,8 @@ pub fn resolve(source: &DatasetSource, cache: &Path) -> anyhow::Result<Vec<PathB
             files_at(p)
         }
         DatasetSource::Hub { repo, revision, path } => {
-            let folder = cache.join(format!("datasets--{}", repo.replace('/', "--")));
-            let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
-                Some(revision.clone())
-            } else {
-                std::fs::read_to_string(folder.join("refs").join(revision)).ok().map(|s| s.trim().to_string())
-            };
-            if let Some(commit) = &commit {
-                let p = folder.join("snapshots").join(commit).join(path);
+            if let Some(snapshot) = cached_snapshot(cache, "datasets", repo, revision) {
+                let p = snapshot.join(path);
                 if p.exists() {
                     return files_at(&p);
                 }
@@ -143,6 +137,43 @@ pub fn resolve(source: &DatasetSource, cache: &Path) -> anyhow::Result<Vec<PathB
             Ok(vec![file])
         }
     }
+}
+
+/// The snapshot folder of `repo` at `revision` in the hub cache, if the cache has it:
+/// `{kind}--OWNER--NAME/snapshots/COMMIT`, the commit being `revision` itself (40 hex digits) or
+/// what `refs/REVISION` names. `kind`: `models` or `datasets`.
+fn cached_snapshot(cache: &Path, kind: &str, repo: &str, revision: &str) -> Option<PathBuf> {
+    let folder = cache.join(format!("{kind}--{}", repo.replace('/', "--")));
+    let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
+        revision.to_string()
+    } else {
+        std::fs::read_to_string(folder.join("refs").join(revision)).ok()?.trim().to_string()
+    };
+    let dir = folder.join("snapshots").join(commit);
+    dir.is_dir().then_some(dir)
+}
+
+/// A model repository at a revision, as a local directory: its snapshot in the hub cache, or,
+/// when online (no `HF_HUB_OFFLINE`), every file of the revision downloaded into the cache with
+/// hf-hub first.
+pub fn hub_model(repo: &str, revision: &str, cache: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = cached_snapshot(cache, "models", repo, revision) {
+        return Ok(dir);
+    }
+    if offline() {
+        bail!("{repo}@{revision} is not in the hub cache {} and HF_HUB_OFFLINE is set", cache.display());
+    }
+    let api = hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(cache.to_path_buf()))
+        .with_progress(false)
+        .build()
+        .context("hub client")?;
+    let r = api.repo(hf_hub::Repo::with_revision(repo.into(), hf_hub::RepoType::Model, revision.into()));
+    let info = r.info().with_context(|| format!("{repo}@{revision}: reading the repository from the hub"))?;
+    for f in &info.siblings {
+        r.get(&f.rfilename).with_context(|| format!("downloading {repo}@{revision}/{}", f.rfilename))?;
+    }
+    cached_snapshot(cache, "models", repo, &info.sha)
+        .with_context(|| format!("{repo}@{revision}: the download left no snapshot {}", info.sha))
 }
 
 /// The rows of one data file: JSON lines, a JSON array, text (one row `{"text": line}` per

@@ -19,6 +19,30 @@ pub fn json_arg(arg: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{arg} is not valid JSON"))
 }
 
+/// The samples of a dataset spec, as `arena eval --samples` and `arena round` read them: a media
+/// registry (`.yaml`, one sample per media file), a JSON or JSON-lines file of sample records
+/// (`{"data", "files"}` unwrapped, relative files resolved), or any other dataset of
+/// [`crate::datasets`] (each row becomes a sample's `data`); then the seeded draw.
+pub fn load_samples(
+    spec: &str,
+    sampling: crate::datasets::Sampling,
+    seed_be: &[u8],
+) -> anyhow::Result<Vec<Sample>> {
+    let local = !spec.starts_with("hf://");
+    let has = |exts: &[&str]| local && exts.iter().any(|x| spec.ends_with(x));
+    let all = if has(&[".yaml", ".yml"]) {
+        crate::registry::samples(Path::new(spec))?
+    } else if has(&[".json", ".jsonl"]) {
+        read_samples(Path::new(spec))?
+    } else {
+        crate::datasets::load(spec, crate::datasets::Sampling::All, &[])?
+            .into_iter()
+            .map(|data| Sample { data, files: Vec::new() })
+            .collect()
+    };
+    crate::datasets::sample(all, sampling, seed_be)
+}
+
 /// Reads samples from a JSON array or a JSON-lines file. Each record is either
 /// `{"data": …, "files": [...]}` or any other JSON value (taken as `data`). Relative file paths
 /// are resolved against the samples file's directory.

@@ -7,17 +7,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arena_host::datasets;
 use arena_host::dryrun::{self, RawScores, State};
-use arena_host::inputs::{json_arg, parse_size, read_samples, submission};
+use arena_host::inputs::{json_arg, load_samples, parse_size, submission};
 use arena_host::isolate::{FnProgress, Supervisor};
 use arena_host::job::{FailureKind, Job, JobFailure, JobLimits, run_in_process};
 use arena_host::plugins::{self, LoadedPlugin, PluginLoadError};
 use arena_host::{cancel, diag};
-use arena_plugin_api::{Device, EvalOutput, EvalRequest, Limits, Sample, TaskSpec};
+use arena_plugin_api::{Device, EvalOutput, EvalRequest, Limits, TaskSpec};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 mod cli_chain;
+mod commands;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,12 @@ enum Command {
     /// Check competition and validator files: syntax, types, rules, plugin parameters.
     /// Exit status 0 when every file is valid (warnings allowed), 1 otherwise.
     Check(CheckArgs),
+    /// Run one round of competitions from their files: plan the evaluations (tasks that share
+    /// a pass share one run), check each submission against the constraints, evaluate in
+    /// isolated workers, read each task's metric, score, and print the leaderboards, the u16
+    /// weights and the round's digest. Exit status 0 when the round completed (failed
+    /// submissions included), 2 for bad input.
+    Round(commands::round::RoundArgs),
     /// Dry-run the incentive mechanism from raw task scores, without models: totals, win
     /// rates, competition weights, and the weight vector (float and u16) set on chain.
     Score(ScoreArgs),
@@ -105,6 +112,9 @@ struct CheckArgs {
     files: Vec<PathBuf>,
     #[command(flatten)]
     dirs: PluginDirs,
+    /// Make every warning an error (a task whose plugin or kind is not installed included).
+    #[arg(long)]
+    strict: bool,
     /// Print the diagnostics as JSON.
     #[arg(long)]
     json: bool,
@@ -251,6 +261,7 @@ fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Inspect { path, json }) => plugins_inspect(&path, json),
         Command::Eval(args) => eval(args),
         Command::Check(args) => check(args),
+        Command::Round(args) => commands::round::exec(args),
         Command::Score(args) => score(args),
         Command::Yuma(args) => yuma(args),
         Command::Chain(cmd) => cli_chain::chain(cmd),
@@ -380,20 +391,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 }
                 _ => datasets::Sampling::All,
             };
-            let is_json = [".json", ".jsonl"].iter().any(|x| spec.ends_with(x)) && !spec.starts_with("hf://");
-            let is_registry =
-                [".yaml", ".yml"].iter().any(|x| spec.ends_with(x)) && !spec.starts_with("hf://");
-            let all = if is_registry {
-                arena_host::registry::samples(Path::new(spec))?
-            } else if is_json {
-                read_samples(Path::new(spec))?
-            } else {
-                datasets::load(spec, datasets::Sampling::All, &[])?
-                    .into_iter()
-                    .map(|data| Sample { data, files: Vec::new() })
-                    .collect()
-            };
-            datasets::sample(all, sampling, &args.seed.to_be_bytes()).context("--samples")?
+            load_samples(spec, sampling, &args.seed.to_be_bytes()).context("--samples")?
         }
     };
     let limits = JobLimits { wall: args.timeout.map(Duration::from_secs_f64), memory_bytes: args.memory };
@@ -506,7 +504,10 @@ fn print_outcome(id: &str, outcome: &Result<EvalOutput, JobFailure>, wall_ms: u6
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let dirs = plugins::plugin_dirs(&args.dirs.plugin_dirs);
-    let outcome = arena_host::checker::check_files(&args.files, &dirs);
+    let mut outcome = arena_host::checker::check_files(&args.files, &dirs);
+    if args.strict {
+        outcome = outcome.strict();
+    }
     if args.json {
         let out = json!({
             "files": outcome.files,

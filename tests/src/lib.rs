@@ -47,24 +47,33 @@ fn run_cargo(mut c: Command, what: &str) {
 
 static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
 
-/// Builds `package` of the workspace (once per process) and returns `artifact` in the profile dir.
+/// The workspace's binaries and plugin libraries, as `cargo test --workspace` builds them.
+///
+/// Built (once per process) with the same command CI runs, so that under `cargo test
+/// --workspace` the nested build finds everything fresh and compiles nothing: a `cargo build -p
+/// PACKAGE` would resolve another feature set for the shared dependencies (wgpu, cubecl, gemm)
+/// and compile them again.
 fn workspace_artifact(package: &str, artifact: &str) -> PathBuf {
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     let key = format!("ws:{package}:{artifact}");
     if let Some(p) = built.get(&key) {
         return p.clone();
     }
-    let mut c = cargo();
-    c.current_dir(repo_root())
-        .args(["build", "--quiet", "-p", package])
-        .arg("--target-dir")
-        .arg(target_dir());
-    if profile_dir().file_name().is_some_and(|n| n == "release") {
-        c.arg("--release"); // `cargo bench` builds into target/release
+    let release = profile_dir().file_name().is_some_and(|n| n == "release"); // `cargo bench`
+    let build = |args: &[&str]| {
+        let mut c = cargo();
+        c.current_dir(repo_root()).args(args).arg("--quiet").arg("--target-dir").arg(target_dir());
+        if release {
+            c.arg("--release");
+        }
+        run_cargo(c, package);
+    };
+    if !built.contains_key("ws") {
+        build(&["test", "--workspace", "--no-run"]);
+        built.insert("ws".into(), PathBuf::new());
     }
-    run_cargo(c, package);
     let p = profile_dir().join(artifact);
-    assert!(p.exists(), "{} was not built", p.display());
+    assert!(p.exists(), "{} was not built by `cargo test --workspace`", p.display());
     built.insert(key, p.clone());
     p
 }
@@ -79,9 +88,49 @@ pub fn lib_name(stem: &str) -> String {
     format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
 }
 
-/// A workspace plugin library (`package` builds `lib<stem>.so`).
+/// A cdylib-only fixture of the workspace, which nothing depends on, so that `cargo test` does not
+/// leave its library: built on its own (it depends on `arena-plugin-api` alone, which is cheap).
+pub fn fixture_plugin(package: &str, stem: &str) -> PathBuf {
+    let mut c = cargo();
+    c.current_dir(repo_root())
+        .args(["build", "--quiet", "-p", package])
+        .arg("--target-dir")
+        .arg(target_dir());
+    if profile_dir().file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    }
+    run_cargo(c, package);
+    let p = profile_dir().join(lib_name(stem));
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// The directory the e2e tests install the workspace's plugin libraries into, and nothing else
+/// (`--plugin-dir` for `arena check` and `arena round`).
+pub fn plugin_dir() -> PathBuf {
+    target_dir().join("arena-e2e-plugins")
+}
+
+/// A workspace plugin library (`package` builds `lib<stem>.so`), as `cargo test --workspace`
+/// builds it (into the profile's `deps/`; cargo uplifts only what `cargo build` asks for),
+/// installed in [`plugin_dir`] under its own name. The copy goes to a temporary name first and is
+/// renamed over the old one: a process that still maps the old file keeps its inode.
 pub fn workspace_plugin(package: &str, stem: &str) -> PathBuf {
-    workspace_artifact(package, &lib_name(stem))
+    let name = lib_name(stem);
+    let built = workspace_artifact(package, &format!("deps/{name}"));
+    let mut installed = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let key = format!("installed:{name}");
+    if let Some(p) = installed.get(&key) {
+        return p.clone();
+    }
+    let dir = plugin_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join(&name);
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::copy(&built, &tmp).unwrap();
+    std::fs::rename(&tmp, &dest).unwrap();
+    installed.insert(key, dest.clone());
+    dest
 }
 
 pub fn chaos_plugin() -> PathBuf {

@@ -271,3 +271,66 @@ fn sample_weights_weight_the_metrics() {
     let got = o["metrics"]["accuracy"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-12, "weighted accuracy {got}, expected {want}: {o}");
 }
+
+/// The demo's detector competition through `arena round`: its three tasks read one pass per
+/// detector, and each score is the plugin's own, bit for bit.
+#[test]
+fn the_demo_detector_competition_reads_three_tasks_from_one_pass_per_detector() {
+    let dir = workdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = dir.join("data/eval/registry.yaml");
+    let toml = std::fs::read_to_string(repo_root().join("competitions/demo-detector.toml"))
+        .unwrap()
+        .replace("target/arena-demo/detector/data/eval/registry.yaml", registry.to_str().unwrap());
+    let comp = tmp.path().join("demo-detector.toml");
+    std::fs::write(&comp, toml).unwrap();
+    let subs: Vec<Value> = MODELS
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            serde_json::json!({"uid": i + 1, "hotkey": m, "block": 10 * (i + 1), "competition": "demo-detector",
+                "path": dir.join("models").join(m)})
+        })
+        .collect();
+    let file = tmp.path().join("subs.json");
+    std::fs::write(&file, serde_json::json!({"block": 1000, "submissions": subs}).to_string()).unwrap();
+    let out = arena(&[
+        "round",
+        comp.to_str().unwrap(),
+        "--submissions",
+        file.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--json",
+        "--plugin-dir",
+        detector_plugin().parent().unwrap().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), MODELS.len(), "one run per detector: {v}");
+    let eval = run(r#"{"mode": "full", "batch_size": 32}"#, false, &[]);
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r["tasks"], serde_json::json!(["sn34", "mcc", "brier"]));
+        let metrics = &eval["results"][i]["output"]["metrics"];
+        let tasks = &v["raw"]["submissions"][i]["tasks"];
+        assert_eq!(tasks["sn34"], metrics["sn34_score"], "{}", MODELS[i]);
+        assert_eq!(tasks["mcc"], metrics["binary_mcc"]);
+        assert_eq!(tasks["brier"], metrics["binary_brier"]);
+    }
+    // Winner-take-all on sn34: the best detector gets everything.
+    let best = (0..MODELS.len())
+        .max_by(|&a, &b| {
+            let s = |i: usize| v["raw"]["submissions"][i]["tasks"]["sn34"].as_f64().unwrap();
+            s(a).total_cmp(&s(b))
+        })
+        .unwrap();
+    let paid: Vec<(u64, u64)> = v["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["uid"].as_u64().unwrap(), w["u16"].as_u64().unwrap()))
+        .filter(|w| w.1 != 0)
+        .collect();
+    assert_eq!(paid, vec![(best as u64 + 1, 65535)]);
+}

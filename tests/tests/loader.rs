@@ -148,7 +148,7 @@ fn a_file_that_is_not_a_library() {
 
 #[test]
 fn a_library_without_the_root_module() {
-    let lib = workspace_plugin("arena-no-root-module", "arena_no_root_module");
+    let lib = fixture_plugin("arena-no-root-module", "arena_no_root_module");
     assert!(matches!(load_plugin(&lib), Err(LoadError::NoRootModule { .. })));
     let v = inspect_error(&lib);
     assert_eq!(v["error"], "no_root_module");

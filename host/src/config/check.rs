@@ -101,6 +101,15 @@ pub fn check_competition(file: &Parsed<Competition>) -> Vec<Diagnostic> {
         );
     }
 
+    if let Some(t) = c.limits.timeout
+        && !(t.is_finite() && t > 0.0)
+    {
+        err("limits.timeout", format!("{t} is not a positive number of seconds"), None);
+    }
+    if c.limits.memory.is_some_and(|m| m.0 == 0) {
+        err("limits.memory", "a memory limit of 0 bytes".into(), None);
+    }
+
     let k = &c.constraints;
     if let (Some(lo), Some(hi)) = (k.min_parameters, k.max_parameters)
         && lo > hi
@@ -185,6 +194,22 @@ fn check_tasks(file: &Parsed<Competition>, out: &mut Vec<Diagnostic>) {
         }
         if t.samples == Some(0) {
             err(ERROR, &at("samples"), "samples is 0".into(), None);
+        }
+        if let Some(p) = t.pages {
+            if t.samples.is_some() {
+                err(ERROR, &at("pages"), "give `samples` or `pages`, not both".into(), None);
+            }
+            if p.count == 0 || p.rows == 0 {
+                err(ERROR, &at("pages"), format!("{} pages of {} rows draw nothing", p.count, p.rows), None);
+            }
+        }
+        if (t.samples.is_some() || t.pages.is_some()) && t.dataset.is_none() {
+            err(
+                ERROR,
+                &at(if t.samples.is_some() { "samples" } else { "pages" }),
+                "samples are drawn from the task's dataset, and it names none".into(),
+                Some("add `dataset`".into()),
+            );
         }
         match (weighted_sum, t.weight) {
             (true, None) => {

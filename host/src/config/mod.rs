@@ -42,6 +42,9 @@ pub struct Competition {
     pub tasks: Vec<Task>,
     pub score: Score,
     pub ranking: Ranking,
+    /// Limits of each evaluation run (`arena round` enforces them in its isolated workers).
+    #[serde(default)]
+    pub limits: Limits,
     /// How miners commit their models on chain for this competition.
     #[serde(default)]
     pub commitment: CommitmentSpec,
@@ -73,6 +76,16 @@ impl Competition {
             None => self.competition_id == 0 && self.commitment.id.is_none(),
         }
     }
+}
+
+/// Per-run limits: a run past them fails with `timeout` or `out_of_memory`, the round goes on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock seconds per run.
+    pub timeout: Option<f64>,
+    /// Address space per run: bytes, or a string such as "8GiB".
+    pub memory: Option<ByteSize>,
 }
 
 /// When the competition is active, by block: `from_block <= block < until_block`.
@@ -115,6 +128,20 @@ pub struct Constraints {
     /// Chat templates a miner may choose from; empty: the model's own.
     #[serde(default)]
     pub chat_templates: Vec<String>,
+}
+
+impl Constraints {
+    /// Whether the constraints say anything about the model's files (config.json, safetensors),
+    /// so that a submission must be a model directory to be evaluated.
+    pub fn checks_model(&self) -> bool {
+        !self.architectures.is_empty()
+            || self.min_parameters.is_some()
+            || self.max_parameters.is_some()
+            || self.min_bytes.is_some()
+            || self.max_bytes.is_some()
+            || self.sequence_length.is_some()
+            || self.dtype.is_some()
+    }
 }
 
 /// A byte count written as an integer or as a string with a unit ("15GiB", "40MB").
@@ -207,8 +234,12 @@ pub struct Task {
     pub params: serde_json::Map<String, serde_json::Value>,
     /// The dataset the samples come from.
     pub dataset: Option<String>,
-    /// Samples per evaluation; absent: `data.samples`.
+    /// Samples per evaluation, drawn with Python's `random.shuffle` of the rows seeded by the
+    /// round's seed; absent: `data.samples`, else every row.
     pub samples: Option<u32>,
+    /// Draw pages of consecutive rows instead of single rows (SN9/SN37's page choice:
+    /// `randint` over the dataset's pages, seeded by the round's seed). Excludes `samples`.
+    pub pages: Option<Pages>,
     /// Which output of the plugin is the raw score: absent for its `raw_score`, or the name of
     /// one of its `metrics`.
     pub metric: Option<String>,
@@ -220,6 +251,14 @@ pub struct Task {
     pub normalization: Normalization,
     /// A threshold on the raw score: a submission outside it scores as failed (SN11 coherence).
     pub gate: Option<Gate>,
+}
+
+/// `count` pages of `rows` consecutive rows each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pages {
+    pub count: u32,
+    pub rows: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

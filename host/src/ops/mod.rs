@@ -1,0 +1,4 @@
+//! Operations the commands and the validator service share: each composes the pure core with
+//! the runtime's I/O (cargo's `ops`).
+
+pub mod round;

@@ -1,0 +1,463 @@
+//! `arena round`: competitions run from their files, through the built binary and plugins.
+//! The chaos plugin makes rounds with crashing submissions; the replay plugin runs the demo's
+//! round as README's demo does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arena_e2e::*;
+use serde_json::{Value, json};
+
+/// A competition on the chaos plugin: `total` is the sum of `x` over a seeded draw of 3 of the
+/// 10 rows, `drawn` reads the same run's `n` metric;
+/// the total is `total` alone.
+fn chaos_competition(dir: &Path, extra: &str) -> PathBuf {
+    let rows: String = (1..=10).map(|x| format!("{{\"x\": {x}}}\n")).collect();
+    std::fs::write(dir.join("rows.jsonl"), rows).unwrap();
+    let toml = format!(
+        r#"id = "chaos"
+competition_id = 0
+netuid = 1
+name = "Chaos"
+emission_share = 1.0
+
+[data]
+seed = {{ kind = "sync_block_hash", cadence = 10 }}
+samples = 3
+
+[limits]
+timeout = 20
+memory = "2GiB"
+
+[[tasks]]
+name = "total"
+plugin = "chaos"
+kind = "by-submission"
+dataset = "{rows}"
+direction = "higher"
+
+[[tasks]]
+name = "drawn"
+plugin = "chaos"
+kind = "by-submission"
+dataset = "{rows}"
+metric = "n"
+direction = "higher"
+{extra}
+[score]
+direction = "higher"
+aggregate = {{ kind = "formula", expr = "total" }}
+
+[ranking]
+policy = {{ kind = "softmax", temperature = 0.5 }}
+lone_win_rate = 1.0
+exclude_zero = true
+"#,
+        rows = dir.join("rows.jsonl").display()
+    );
+    let path = dir.join("chaos.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn behaviour(dir: &Path, name: &str, b: Value) -> PathBuf {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("behaviour.json"), b.to_string()).unwrap();
+    d
+}
+
+fn plugin_dir() -> String {
+    chaos_plugin().parent().unwrap().to_str().unwrap().to_string()
+}
+
+fn write_json(path: &Path, v: &Value) -> String {
+    std::fs::write(path, v.to_string()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn round(args: &[&str]) -> std::process::Output {
+    let mut c = arena_cmd(&["round"]);
+    c.args(args).args(["--plugin-dir", &plugin_dir()]);
+    c.output().unwrap()
+}
+
+#[test]
+fn a_round_runs_every_submission_and_a_crash_fails_only_its_own() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let comp = chaos_competition(d, "");
+    behaviour(d, "ok", json!({"kind": "sum"}));
+    behaviour(d, "crash", json!({"kind": "segfault"}));
+    behaviour(d, "also-ok", json!({"kind": "sum"}));
+    let subs = write_json(
+        &d.join("subs.json"),
+        &json!({"block": 1005, "submissions": [
+            {"uid": 1, "hotkey": "a", "block": 10, "competition": "chaos", "path": "ok"},
+            {"uid": 2, "hotkey": "b", "block": 20, "competition": "chaos", "path": "crash"},
+            {"uid": 3, "hotkey": "c", "block": 30, "competition": "chaos", "path": "also-ok"},
+        ]}),
+    );
+    let hash = "0x1c8b1b1ef1b4e8d1d0b4a9f1c8e42c5a30b4c9b0c7d5a1f7e1e2b0a3d4c5b6a7";
+    let out_file = d.join("round.json");
+    let run = |jobs: &str, out: &Path| {
+        round(&[
+            comp.to_str().unwrap(),
+            "--submissions",
+            &subs,
+            "--block-hash",
+            hash,
+            "--jobs",
+            jobs,
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let out = run("2", &out_file);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(saved["digest"], v["digest"]);
+
+    // Two tasks that read one run: one run per submission.
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{v}");
+    assert_eq!(runs[0]["tasks"], json!(["total", "drawn"]));
+    assert_eq!(runs[1]["status"], "failed");
+    assert_eq!(runs[1]["failure"]["kind"], "crashed", "{}", runs[1]);
+    // The seeded draw: 3 rows of 1..10, the same for both well-behaved submissions.
+    let raw = v["raw"]["submissions"].as_array().unwrap();
+    let total = raw[0]["tasks"]["total"].as_f64().unwrap();
+    assert_eq!(raw[0]["tasks"]["drawn"], json!(3.0));
+    assert_eq!(raw[2]["tasks"]["total"].as_f64().unwrap(), total);
+    assert!((6.0..=27.0).contains(&total), "{total}");
+    assert_eq!(raw[1]["tasks"], json!({"total": null, "drawn": null}));
+    // The seed is the sync block's: block 1000, from the hash given.
+    assert_eq!(v["seeds"][0]["sync_block"], 1000);
+    assert_eq!(v["seeds"][0]["block_hash"], hash);
+
+    // `arena round` is `arena score` plus the runs: the same raw scores give the same weights.
+    let raw_file = write_json(&d.join("raw.json"), &v["raw"]);
+    let score = arena(&["score", comp.to_str().unwrap(), "--raw", &raw_file, "--json"]);
+    assert!(score.status.success(), "{}", text(&score));
+    assert_eq!(stdout_json(&score)["weights"], v["weights"]);
+    let weights = v["weights"].as_array().unwrap();
+    let paid: Vec<u64> =
+        weights.iter().filter(|w| w["u16"] != 0).map(|w| w["uid"].as_u64().unwrap()).collect();
+    assert_eq!(paid, vec![1, 3], "the crashed submission earns nothing");
+
+    // Same block hash, one job at a time: the same digest. Another hash draws other rows.
+    let again = run("1", &d.join("again.json"));
+    assert_eq!(stdout_json(&again)["digest"], v["digest"]);
+    let other = round(&[comp.to_str().unwrap(), "--submissions", &subs, "--block-hash", "0x00", "--json"]);
+    let other = stdout_json(&other);
+    assert_eq!(other["seeds"][0]["block_hash"], "0x00");
+    assert_ne!(other["seeds"][0]["seed"], v["seeds"][0]["seed"]);
+}
+
+#[test]
+fn bad_input_is_refused_with_its_file_and_field_and_writes_nothing() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let comp = chaos_competition(d, "");
+    behaviour(d, "ok", json!({"kind": "sum"}));
+    let entry = |uid: u64, competition: &str, path: &str| json!({"uid": uid, "hotkey": "h", "block": 1, "competition": competition, "path": path});
+    let out_file = d.join("round.json");
+    let expect_refused = |subs: Value, comp: &Path, env: &[(&str, &str)], wants: &[&str]| {
+        let file = write_json(&d.join("subs.json"), &subs);
+        let mut c = arena_cmd(&["round", comp.to_str().unwrap(), "--submissions", &file, "--block", "100"]);
+        c.args(["--block-hash", "0x01", "--out", out_file.to_str().unwrap(), "--plugin-dir", &plugin_dir()]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{t}");
+        for want in wants {
+            assert!(t.contains(want), "wanted `{want}` in:\n{t}");
+        }
+        assert!(!out_file.exists(), "a report was written for refused input");
+    };
+    expect_refused(
+        json!([entry(1, "chaos", "ok"), entry(2, "nope", "ok")]),
+        &comp,
+        &[],
+        &["subs.json", "submissions[1].competition", "`nope`"],
+    );
+    expect_refused(
+        json!([entry(1, "chaos", "ok"), entry(1, "chaos", "ok")]),
+        &comp,
+        &[],
+        &["submissions[1].uid", "appears twice"],
+    );
+    expect_refused(
+        json!([entry(1, "chaos", "missing")]),
+        &comp,
+        &[],
+        &["submissions[0].path", "does not exist"],
+    );
+    expect_refused(
+        json!({"submissions": [{"uid": "one", "block": 1, "competition": "chaos", "path": "ok"}]}),
+        &comp,
+        &[],
+        &["subs.json", "submissions[0].uid"],
+    );
+    let cache = d.join("hub");
+    expect_refused(
+        json!([{"uid": 1, "block": 1, "competition": "chaos", "repo": "owner/model", "revision": "main"}]),
+        &comp,
+        &[("HF_HUB_OFFLINE", "1"), ("HF_HUB_CACHE", cache.to_str().unwrap())],
+        &["submissions[0].repo", "owner/model@main is not in the hub cache", "HF_HUB_OFFLINE"],
+    );
+    // A task kind the plugin does not have: `arena check` warns, `arena round` refuses.
+    let unknown_kind = d.join("unknown-kind.toml");
+    let toml = std::fs::read_to_string(&comp).unwrap().replacen("by-submission", "by-magic", 1);
+    std::fs::write(&unknown_kind, toml).unwrap();
+    expect_refused(
+        json!([entry(1, "chaos", "ok")]),
+        &unknown_kind,
+        &[],
+        &["unknown-kind.toml", "tasks[0].kind", "no task kind `by-magic`"],
+    );
+}
+
+/// The real order on the embedded chain: miners commit hub models, the round reads the
+/// commitments (models from the hub cache, the seed from the chain's block hash), the validator
+/// sets the report's u16 weights as they are.
+#[test]
+fn a_round_from_chain_commitments_sets_the_reports_weights() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let comp = chaos_competition(d, "");
+    let cache = d.join("hub");
+    let wallets = d.join("wallets");
+    let chain = d.join("chain.json");
+    let env = |c: &mut Command| {
+        c.env("HF_HUB_CACHE", &cache).env("HF_HUB_OFFLINE", "1").env("BT_WALLET_PATH", &wallets);
+    };
+    let run = |args: &[&str]| {
+        let mut c = arena_cmd(args);
+        env(&mut c);
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "arena {args:?}:\n{}", text(&out));
+        out
+    };
+    let names = ["validator", "miner-a", "miner-b"];
+    let mut neurons = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let out =
+            run(&["wallet", "new-hotkey", "--wallet", n, "--seed", &format!("{:064x}", i + 1), "--json"]);
+        let addr = stdout_json(&out)["hotkey"].as_str().unwrap().to_string();
+        let stake = if i == 0 { 1_000_000_000_000u64 } else { 0 };
+        neurons.push(format!("{addr}:{addr}:{stake}"));
+    }
+    let mut new = vec!["chain", "local", "new", chain.to_str().unwrap(), "--netuid", "1", "--tempo", "20"];
+    new.extend(["--weights-rate-limit", "5"]);
+    for n in &neurons {
+        new.extend(["--neuron", n.as_str()]);
+    }
+    run(&new);
+    run(&["chain", "local", "advance", "--chain", chain.to_str().unwrap(), "--blocks", "20"]);
+    for (i, n) in names.iter().enumerate().skip(1) {
+        let rev = format!("{i:040x}");
+        let snap =
+            behaviour(&cache.join(format!("models--arena--{n}/snapshots")), &rev, json!({"kind": "sum"}));
+        run(&[
+            "commit",
+            "--chain",
+            chain.to_str().unwrap(),
+            "--netuid",
+            "1",
+            "--wallet",
+            n,
+            "--repo",
+            &format!("arena/{n}"),
+            "--revision",
+            &rev,
+            "--model-dir",
+            snap.to_str().unwrap(),
+            "--competition-id",
+            "0",
+        ]);
+    }
+    run(&["chain", "local", "advance", "--chain", chain.to_str().unwrap(), "--blocks", "5"]);
+    let report = d.join("round.json");
+    let mut c = arena_cmd(&[
+        "round",
+        comp.to_str().unwrap(),
+        "--chain",
+        chain.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+        "--json",
+        "--plugin-dir",
+        &plugin_dir(),
+    ]);
+    env(&mut c);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    let raw = v["raw"]["submissions"].as_array().unwrap();
+    assert_eq!(raw.len(), 2, "{v}");
+    assert_eq!(raw.iter().map(|s| s["uid"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(v["seeds"][0]["block_hash"].as_str().unwrap().starts_with("0x"));
+    assert_eq!(v["raw"]["registered"], 3);
+    let sent: Vec<(u64, u64)> = v["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["uid"].as_u64().unwrap(), w["u16"].as_u64().unwrap()))
+        .filter(|w| w.1 != 0)
+        .collect();
+    assert!(!sent.is_empty());
+
+    let out = run(&[
+        "chain",
+        "set-weights",
+        "--chain",
+        chain.to_str().unwrap(),
+        "--netuid",
+        "1",
+        "--wallet",
+        "validator",
+        "--report",
+        report.to_str().unwrap(),
+        "--journal",
+        d.join("journal.json").to_str().unwrap(),
+        "--json",
+    ]);
+    let set = stdout_json(&out);
+    let set: Vec<(u64, u64)> = set["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(set, sent, "set-weights --report sends the report's u16 values as they are");
+}
+
+/// A copy of a competition file of `competitions/` with some of its text replaced.
+fn competition_copy(dir: &Path, name: &str, replace: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo_root().join("competitions").join(name)).unwrap();
+    for (from, to) in replace {
+        assert!(text.contains(from), "{name} has no `{from}`");
+        text = text.replace(from, to);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The demo's replay competition: the patches replayed in the sandbox, the hostile one refused.
+#[test]
+fn the_demo_replay_competition_runs_from_its_file() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let task = d.join("task");
+    let demo = repo_root().join("examples/replay-demo");
+    assert!(Command::new("cp").arg("-r").arg(demo.join("task")).arg(&task).status().unwrap().success());
+    git_commit_all(&task);
+    let comp = competition_copy(d, "demo.toml", &[("target/arena-demo/task", task.to_str().unwrap())]);
+    let subs = demo.join("submissions");
+    let file = write_json(
+        &d.join("subs.json"),
+        &json!({"block": 1000, "submissions": [
+            {"uid": 1, "hotkey": "better", "block": 100, "competition": "demo", "path": subs.join("better")},
+            {"uid": 2, "hotkey": "worse", "block": 200, "competition": "demo", "path": subs.join("worse")},
+            {"uid": 3, "hotkey": "hostile", "block": 300, "competition": "demo", "path": subs.join("hostile")},
+        ]}),
+    );
+    let mut c =
+        arena_cmd(&["round", comp.to_str().unwrap(), "--submissions", &file, "--jobs", "3", "--json"]);
+    c.args(["--plugin-dir", replay_plugin().parent().unwrap().to_str().unwrap()]);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    // Gradient descent on (w-3)^2 from 0, computed here independently of the benchmark.
+    let loss = |lr: f64, n: i32| 9.0 * (1.0 - 2.0 * lr).powi(2 * n) + 0.01;
+    let raw = v["raw"]["submissions"].as_array().unwrap();
+    assert!((raw[0]["tasks"]["loss"].as_f64().unwrap_or(-1.0) - loss(0.2, 40)).abs() < 1e-8, "{v:#}");
+    assert!((raw[1]["tasks"]["loss"].as_f64().unwrap() - loss(0.01, 20)).abs() < 1e-8, "{v}");
+    assert_eq!(raw[2]["tasks"]["loss"], Value::Null);
+    let f = &v["runs"][2]["failure"];
+    assert_eq!(f["kind"], "invalid_submission");
+    assert!(f["message"].as_str().unwrap().contains("`bench.sh` is outside the allowed paths"), "{f}");
+    // Softmax over win rates (0.1), burn 10% to uid 0; the better patch leads.
+    let w: Vec<(u64, f64)> = v["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["uid"].as_u64().unwrap(), w["weight"].as_f64().unwrap()))
+        .filter(|w| w.1 > 0.0)
+        .collect();
+    assert_eq!(w.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert!((w[0].1 - 0.1).abs() < 1e-12 && w[1].1 > w[2].1, "{w:?}");
+
+    // A plugin whose schema rejects the params: refused before anything runs.
+    let bad =
+        competition_copy(d, "demo.toml", &[("time_budget_seconds = 60", "time_budget_seconds = \"soon\"")]);
+    let mut c = arena_cmd(&["round", bad.to_str().unwrap(), "--submissions", &file]);
+    c.args(["--plugin-dir", replay_plugin().parent().unwrap().to_str().unwrap()]);
+    let out = c.output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("demo.toml") && t.contains("tasks[0].params.time_budget_seconds"), "{t}");
+}
+
+/// The demo's language-model competition on the committed tiny models: each task's raw score is
+/// what the independent transformers reference computed, and a model outside the constraints is
+/// refused with the reason without running.
+#[test]
+fn the_demo_llm_competition_matches_the_reference_and_refuses_what_breaks_its_constraints() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let fx = repo_root().join("tests/fixtures");
+    let lm = fx.join("lm-protocols");
+    let data = |f: &str| lm.join(f).to_str().unwrap().to_string();
+    let (docs, reference, mc) = (data("docs.jsonl"), data("reference.jsonl"), data("multiple_choice.jsonl"));
+    let comp = competition_copy(
+        d,
+        "demo-llm.toml",
+        &[
+            ("target/arena-demo/llm/data/eval.jsonl", &docs),
+            ("target/arena-demo/llm/data/reference.jsonl", &reference),
+            ("target/arena-demo/llm/data/multiple_choice.jsonl", &mc),
+        ],
+    );
+    let file = write_json(
+        &d.join("subs.json"),
+        &json!({"block": 1000, "submissions": [
+            {"uid": 1, "hotkey": "l", "block": 100, "competition": "demo-llm", "path": lm.join("llama-40")},
+            {"uid": 2, "hotkey": "q", "block": 200, "competition": "demo-llm", "path": lm.join("qwen2-120")},
+            {"uid": 3, "hotkey": "g", "block": 300, "competition": "demo-llm", "path": fx.join("llm/gemma2")},
+        ]}),
+    );
+    let mut c =
+        arena_cmd(&["round", comp.to_str().unwrap(), "--submissions", &file, "--jobs", "2", "--json"]);
+    c.args(["--plugin-dir", perplexity_plugin().parent().unwrap().to_str().unwrap()]);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(lm.join("expected.json")).unwrap()).unwrap();
+    let raw = v["raw"]["submissions"].as_array().unwrap();
+    for (i, m) in ["llama-40", "qwen2-120"].iter().enumerate() {
+        let t = &raw[i]["tasks"];
+        for (task, key) in [("text_loss", "sn9_loss"), ("reference_loss", "reference_loss")] {
+            let (got, want) = (t[task].as_f64().unwrap(), expected[m][key].as_f64().unwrap());
+            assert!((got - want).abs() / want <= 1e-4, "{m} {task}: {got} vs {want}");
+        }
+        assert_eq!(t["multiple_choice"].as_f64(), expected[m]["mc_fraction_wrong"].as_f64(), "{m}");
+    }
+    assert_eq!(raw[2]["tasks"], json!({"text_loss": null, "reference_loss": null, "multiple_choice": null}));
+    let refused: Vec<&Value> = v["runs"].as_array().unwrap().iter().filter(|r| r["uid"] == 3).collect();
+    assert_eq!(refused.len(), 3, "three runs (one per task kind) for the refused model");
+    for r in refused {
+        let msg = r["failure"]["message"].as_str().unwrap();
+        assert!(msg.starts_with("model constraints:") && msg.contains("Gemma2ForCausalLM"), "{msg}");
+    }
+    let raw_file = write_json(&d.join("raw.json"), &v["raw"]);
+    let score = arena(&["score", comp.to_str().unwrap(), "--raw", &raw_file, "--json"]);
+    assert_eq!(stdout_json(&score)["weights"], v["weights"]);
+}
