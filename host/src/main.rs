@@ -438,7 +438,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(msg.to_string());
         });
         let start = Instant::now();
-        let refused = constraints.as_ref().and_then(|c| constraint_failure(&job.request.submission.path, c));
+        let refused = constraints.as_ref().and_then(|c| constraint_failure(&job.request.submission, c));
         let outcome = match (refused, &supervisor) {
             (Some(f), _) => Err(f),
             (None, Some(s)) => s.run(&job, limits, &progress),
@@ -615,20 +615,18 @@ fn competition_constraints(path: &Path) -> anyhow::Result<arena_host::config::Co
     Ok(load_competition(path)?.constraints)
 }
 
-/// Why a submission fails a competition's model constraints, read from its config.json and
-/// safetensors headers (no weights loaded); `None` when it meets them.
-fn constraint_failure(dir: &Path, c: &arena_host::config::Constraints) -> Option<JobFailure> {
-    let reason = match arena_host::model::inspect(dir) {
-        Err(e) => e.to_string(),
-        Ok(summary) => {
-            let v = arena_host::model::violations(&summary, c);
-            if v.is_empty() {
-                return None;
-            }
-            v.join("; ")
-        }
-    };
-    Some(JobFailure::new(FailureKind::InvalidSubmission, format!("model constraints: {reason}")))
+/// Why a submission fails a competition's constraints (its files' size; config.json and the
+/// safetensors headers for language-model constraints; no weights loaded); `None` when it meets
+/// them.
+fn constraint_failure(
+    sub: &arena_plugin_api::Submission,
+    c: &arena_host::config::Constraints,
+) -> Option<JobFailure> {
+    let v = arena_host::model::submission_violations(&sub.path, &sub.metadata, c);
+    if v.is_empty() {
+        return None;
+    }
+    Some(JobFailure::new(FailureKind::InvalidSubmission, format!("model constraints: {}", v.join("; "))))
 }
 
 fn model_inspect(dir: &Path, competition: Option<PathBuf>, as_json: bool) -> anyhow::Result<ExitCode> {

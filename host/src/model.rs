@@ -83,6 +83,67 @@ fn total_size(dir: &Path, depth: usize) -> Result<u64, ModelError> {
     Ok(total)
 }
 
+/// The constraints a submission breaks, each as a sentence: the chat template its metadata names
+/// (its commitment's), the size of its files, and for language-model constraints its
+/// config.json and safetensors headers (no weights are read).
+pub fn submission_violations(path: &Path, metadata: &serde_json::Value, c: &Constraints) -> Vec<String> {
+    let mut out = Vec::new();
+    if !c.chat_templates.is_empty() {
+        match metadata.get("chat_template").and_then(|t| t.as_str()) {
+            Some(t) if c.chat_templates.iter().any(|a| a == t) => {}
+            Some(t) => out.push(format!(
+                "chat template `{t}` is not allowed (allowed: {})",
+                c.chat_templates.join(", ")
+            )),
+            None => out.push(format!(
+                "the submission names no chat template (allowed: {})",
+                c.chat_templates.join(", ")
+            )),
+        }
+    }
+    if c.checks_model() {
+        match inspect(path) {
+            Err(e) => out.push(e.to_string()),
+            Ok(summary) => out.extend(violations(&summary, c)),
+        }
+    } else {
+        match size_violations(path, c) {
+            Err(e) => out.push(e.to_string()),
+            Ok(v) => out.extend(v),
+        }
+    }
+    out
+}
+
+/// The size constraints a submission of any kind breaks (its files' total size, `.git` left
+/// out, as `inspect` counts it), each as a sentence.
+pub fn size_violations(dir: &Path, c: &Constraints) -> Result<Vec<String>, ModelError> {
+    if c.min_bytes.is_none() && c.max_bytes.is_none() {
+        return Ok(Vec::new());
+    }
+    let total = if dir.is_dir() {
+        total_size(dir, 0)?
+    } else {
+        std::fs::metadata(dir).map_err(|e| ModelError::Io(dir.to_path_buf(), e))?.len()
+    };
+    Ok(bytes_violations(total, c))
+}
+
+fn bytes_violations(total: u64, c: &Constraints) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(max) = c.max_bytes
+        && total > max.0
+    {
+        out.push(format!("{total} bytes of files, more than the maximum {}", max.0));
+    }
+    if let Some(min) = c.min_bytes
+        && total < min.0
+    {
+        out.push(format!("{total} bytes of files, fewer than the minimum {}", min.0));
+    }
+    out
+}
+
 /// One safetensors file's tensors: name → (dtype, shape).
 fn read_header(path: &Path) -> Result<Vec<(String, Dtype, Vec<usize>)>, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
@@ -254,16 +315,7 @@ pub fn violations(model: &ModelSummary, c: &Constraints) -> Vec<String> {
     {
         out.push(format!("{} parameters, more than the maximum {max}", model.parameters));
     }
-    if let Some(max) = c.max_bytes
-        && model.total_bytes > max.0
-    {
-        out.push(format!("{} bytes of files, more than the maximum {}", model.total_bytes, max.0));
-    }
-    if let Some(min) = c.min_bytes
-        && model.total_bytes < min.0
-    {
-        out.push(format!("{} bytes of files, fewer than the minimum {}", model.total_bytes, min.0));
-    }
+    out.extend(bytes_violations(model.total_bytes, c));
     if let Some(len) = c.sequence_length {
         match model.max_positions {
             Some(p) if p >= u64::from(len) => {}

@@ -334,3 +334,59 @@ fn the_demo_detector_competition_reads_three_tasks_from_one_pass_per_detector() 
         .collect();
     assert_eq!(paid, vec![(best as u64 + 1, 65535)]);
 }
+
+/// SN34's image competition from `competitions/` on the generated benchmark: its MCC and Brier
+/// tasks read one pass per detector, its formula gives gasbench's sn34 score (the plugin's own
+/// `sn34_score`, computed independently in the plugin from the same metrics), and a submission
+/// over its 2 GiB limit is refused without running.
+#[test]
+fn the_sn34_competition_runs_from_its_file_and_its_formula_is_gasbenchs_score() {
+    let dir = workdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = dir.join("data/eval/registry.yaml");
+    let toml = std::fs::read_to_string(repo_root().join("competitions/deepfake-image.toml"))
+        .unwrap()
+        .replace("data/gasbench/image.yaml", registry.to_str().unwrap());
+    let comp = tmp.path().join("deepfake-image.toml");
+    std::fs::write(&comp, toml).unwrap();
+    // Real model files plus a 3 GiB sparse file: over max_bytes.
+    let big = tmp.path().join("oversized");
+    std::fs::create_dir(&big).unwrap();
+    for f in std::fs::read_dir(dir.join("models/detector-40")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, big.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::File::create(big.join("padding.bin")).unwrap().set_len(3 << 30).unwrap();
+    let subs = serde_json::json!({"block": 100, "submissions": [
+        {"uid": 1, "hotkey": "a", "block": 1, "competition": "deepfake-image", "path": dir.join("models/detector-40")},
+        {"uid": 2, "hotkey": "b", "block": 2, "competition": "deepfake-image", "path": dir.join("models/detector-160")},
+        {"uid": 3, "hotkey": "c", "block": 3, "competition": "deepfake-image", "path": big},
+    ]});
+    let file = tmp.path().join("subs.json");
+    std::fs::write(&file, subs.to_string()).unwrap();
+    let out = arena(&[
+        "round",
+        comp.to_str().unwrap(),
+        "--submissions",
+        file.to_str().unwrap(),
+        "--json",
+        "--plugin-dir",
+        detector_plugin().parent().unwrap().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "one run per submission for both tasks: {v}");
+    let scored = &v["competitions"][0]["submissions"];
+    for i in 0..2 {
+        assert_eq!(runs[i]["tasks"], serde_json::json!(["mcc", "brier"]));
+        let sn34 = runs[i]["output"]["metrics"]["sn34_score"].as_f64().unwrap();
+        let total = scored[i]["total"].as_f64().unwrap();
+        assert!((total - sn34).abs() <= 1e-12, "formula {total} vs plugin {sn34}");
+    }
+    let msg = runs[2]["failure"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("model constraints:") && msg.contains("more than the maximum 2147483648"),
+        "{msg}"
+    );
+}

@@ -461,3 +461,131 @@ fn the_demo_llm_competition_matches_the_reference_and_refuses_what_breaks_its_co
     let score = arena(&["score", comp.to_str().unwrap(), "--raw", &raw_file, "--json"]);
     assert_eq!(stdout_json(&score)["weights"], v["weights"]);
 }
+
+/// Fills a hub-cache dataset (`datasets--OWNER--NAME/snapshots/SHA/PATH`, `refs/main`) with
+/// `rows` generated rows of the real dataset's columns, as JSON lines.
+fn hub_dataset(cache: &Path, repo: &str, path: &str, rows: &[Value]) {
+    let folder = cache.join(format!("datasets--{}", repo.replace('/', "--")));
+    let sha = format!("{:040x}", repo.len() * 7919);
+    let dir = folder.join("snapshots").join(&sha).join(path);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(folder.join("refs")).unwrap();
+    std::fs::write(folder.join("refs/main"), &sha).unwrap();
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(dir.join("train-00000.jsonl"), text).unwrap();
+}
+
+/// Generated prose in the style of the corpus the tiny models were trained on (so that their
+/// generations depend on the prompt, as SN9's "reasonable output" check requires), different
+/// per row and per dataset.
+fn prose(seed: usize, i: usize) -> String {
+    let adj = ["heavy", "tall", "dark", "bright", "red", "warm", "old", "green", "soft", "quiet"];
+    let noun = ["tree", "window", "bird", "lamp", "road", "child", "forest", "garden", "stone", "river"];
+    let verb = ["follows", "likes", "moves", "meets", "finds", "sees"];
+    let name = ["Ada", "Hana", "Dan", "Eve", "Bo", "Gus"];
+    let thing = ["cards", "books", "coins", "apples"];
+    let mut out = Vec::new();
+    for k in 0..8 {
+        let x = seed * 101 + i * 13 + k * 7;
+        if k % 3 == 2 {
+            let (n, m) = (x % 9, (x / 9) % 5);
+            let (who, what) = (name[x % name.len()], thing[(x / 3) % thing.len()]);
+            out.push(format!("{who} has {n} {what} and gets {m} more, so {who} has {} {what}.", n + m));
+        } else {
+            out.push(format!(
+                "The {} {} {} the {} {}.",
+                adj[x % adj.len()],
+                noun[(x / 2) % noun.len()],
+                verb[(x / 5) % verb.len()],
+                adj[(x / 7) % adj.len()],
+                noun[(x / 3) % noun.len()]
+            ));
+        }
+    }
+    out.join(" ")
+}
+
+/// SN9's pretraining competition from `competitions/`: its six datasets come from the hub
+/// cache (generated rows with the real columns: `text`, and `content` for the Stack v2), its
+/// seed from the chain's block hash; a tiny model breaks its constraints and is refused with
+/// the reasons; in a copy with the constraints relaxed (and the windows the tiny model's 512
+/// positions) every task runs with the file's kinds and parameters.
+#[test]
+fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let cache = d.join("hub");
+    let datasets = [
+        ("HuggingFaceFW/fineweb", "", "text"),
+        ("HuggingFaceFW/fineweb-edu-score-2", "", "text"),
+        ("bigcode/the-stack-v2-dedup", "", "content"),
+        ("laion/Pes2oX-fulltext", "", "text"),
+        ("HuggingFaceTB/finemath", "finemath-3plus", "text"),
+        ("HuggingFaceTB/finemath", "infiwebmath-3plus", "text"),
+    ];
+    for (n, (repo, path, column)) in datasets.iter().enumerate() {
+        let rows: Vec<Value> = (0..120)
+            .map(|i| {
+                let mut r = json!({"id": format!("{repo}-{i}"), "url": format!("https://example.org/{i}")});
+                r[column] = json!(prose(n, i));
+                r
+            })
+            .collect();
+        hub_dataset(&cache, repo, path, &rows);
+    }
+    let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
+    let subs = write_json(
+        &d.join("subs.json"),
+        &json!({"block": 5_200_000, "submissions": [
+            {"uid": 7, "hotkey": "m", "block": 5_100_000, "competition": "pretraining-3b", "path": lm},
+        ]}),
+    );
+    let hash = "0x5c0f0e1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f";
+    let run = |comp: &Path| {
+        let mut c =
+            arena_cmd(&["round", comp.to_str().unwrap(), "--submissions", &subs, "--block-hash", hash]);
+        c.args([
+            "--jobs",
+            "2",
+            "--json",
+            "--plugin-dir",
+            perplexity_plugin().parent().unwrap().to_str().unwrap(),
+        ]);
+        c.env("HF_HUB_CACHE", &cache).env("HF_HUB_OFFLINE", "1");
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        stdout_json(&out)
+    };
+
+    let strict = repo_root().join("competitions/pretraining-3b.toml");
+    let v = run(&strict);
+    assert_eq!(v["seeds"][0]["sync_block"], 5_200_000 / 150 * 150);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6, "six tasks, six datasets: {v}");
+    for r in runs {
+        let msg = r["failure"]["message"].as_str().unwrap();
+        for reason in
+            ["fewer than the minimum 3200000000", "the competition requires BF16", "allows 512 positions"]
+        {
+            assert!(msg.contains(reason), "{msg}");
+        }
+    }
+
+    let relaxed = d.join("pretraining-3b.toml");
+    let mut toml = std::fs::read_to_string(&strict).unwrap();
+    let start = toml.find("[constraints]").unwrap();
+    let end = start + toml[start..].find("\n[data]").unwrap();
+    toml.replace_range(start..end, "[constraints]\neval_block_delay = 250\n");
+    std::fs::write(&relaxed, toml.replace("sequence_length = 4096", "sequence_length = 512")).unwrap();
+    let v = run(&relaxed);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for r in runs {
+        assert_eq!(r["status"], "ok", "{r}");
+        let loss = r["output"]["raw_score"].as_f64().unwrap();
+        assert!(loss.is_finite() && loss > 0.0 && loss < 10.0, "{r}");
+        assert_eq!(r["output"]["details"]["sequence_length"], 512);
+    }
+    // The same block hash draws the same pages: the same digest again.
+    assert_eq!(run(&relaxed)["digest"], v["digest"]);
+}

@@ -125,20 +125,20 @@ pub struct Constraints {
     #[serde(default)]
     pub eval_block_delay: u64,
     pub weight_norms: Option<WeightNorms>,
-    /// Chat templates a miner may choose from; empty: the model's own.
+    /// Chat templates a miner may choose from (the `chat_template` of its commitment, SN11);
+    /// empty: the model's own. A submission naming another is refused.
     #[serde(default)]
     pub chat_templates: Vec<String>,
 }
 
 impl Constraints {
-    /// Whether the constraints say anything about the model's files (config.json, safetensors),
-    /// so that a submission must be a model directory to be evaluated.
+    /// Whether the constraints are about a language model's files (config.json, safetensors
+    /// headers), so that a submission must be a Hugging Face model directory to be evaluated.
+    /// Size limits apply to a submission of any kind.
     pub fn checks_model(&self) -> bool {
         !self.architectures.is_empty()
             || self.min_parameters.is_some()
             || self.max_parameters.is_some()
-            || self.min_bytes.is_some()
-            || self.max_bytes.is_some()
             || self.sequence_length.is_some()
             || self.dtype.is_some()
     }

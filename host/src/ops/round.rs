@@ -69,9 +69,10 @@ pub fn prepare(
             Submission { id, path, metadata: s.metadata.clone().unwrap_or_default() }
         };
         let comp = comps.iter().find(|c| c.id == s.competition).expect("validated submissions");
-        let why = (evaluated.contains(&i) && comp.constraints.checks_model())
-            .then(|| constraint_violation(&sub.path, comp))
-            .flatten();
+        let why = evaluated
+            .contains(&i)
+            .then(|| model::submission_violations(&sub.path, &sub.metadata, &comp.constraints));
+        let why = why.filter(|v| !v.is_empty()).map(|v| v.join("; "));
         submissions.push(sub);
         refused.push(why);
     }
@@ -117,18 +118,6 @@ pub fn prepare(
         samples.push(Arc::clone(&drawn.iter().find(|(k, _)| *k == key).expect("drawn above").1));
     }
     Ok(Prepared { submissions, refused, plugins: plugin_paths, devices, samples })
-}
-
-/// Why a submission breaks its competition's model constraints (config.json and safetensors
-/// headers only; no weights are read).
-fn constraint_violation(dir: &Path, comp: &Competition) -> Option<String> {
-    match model::inspect(dir) {
-        Err(e) => Some(e.to_string()),
-        Ok(summary) => {
-            let v = model::violations(&summary, &comp.constraints);
-            (!v.is_empty()).then(|| v.join("; "))
-        }
-    }
 }
 
 /// How runs are executed.
