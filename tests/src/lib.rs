@@ -89,20 +89,30 @@ pub fn lib_name(stem: &str) -> String {
 }
 
 /// A cdylib-only fixture of the workspace, which nothing depends on, so that `cargo test` does not
-/// leave its library: built on its own (it depends on `arena-plugin-api` alone, which is cheap).
+/// leave its library: built on its own (it depends on `arena-plugin-api` alone, which is cheap),
+/// then moved out of the profile directory into `plugin_dir()/fixtures`, so that `arena`, which
+/// searches its own directory for plugins, never lists it.
 pub fn fixture_plugin(package: &str, stem: &str) -> PathBuf {
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let key = format!("fixture:{package}");
+    if let Some(p) = built.get(&key) {
+        return p.clone();
+    }
     let mut c = cargo();
-    c.current_dir(repo_root())
-        .args(["build", "--quiet", "-p", package])
-        .arg("--target-dir")
-        .arg(target_dir());
+    c.current_dir(repo_root()).args(["build", "--quiet", "-p", package]).arg("--target-dir").arg(target_dir());
     if profile_dir().file_name().is_some_and(|n| n == "release") {
         c.arg("--release");
     }
     run_cargo(c, package);
-    let p = profile_dir().join(lib_name(stem));
-    assert!(p.exists(), "{} was not built", p.display());
-    p
+    let name = lib_name(stem);
+    let uplifted = profile_dir().join(&name);
+    assert!(uplifted.exists(), "{} was not built", uplifted.display());
+    let dir = plugin_dir().join("fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join(&name);
+    std::fs::rename(&uplifted, &dest).unwrap();
+    built.insert(key, dest.clone());
+    dest
 }
 
 /// The directory the e2e tests install the workspace's plugin libraries into, and nothing else
@@ -235,4 +245,65 @@ pub fn detector_plugin() -> PathBuf {
 /// The benchmark generator and tiny-detector trainer of the detector plugin.
 pub fn tiny_detect_bin() -> PathBuf {
     workspace_artifact("arena-detector", "arena-tiny-detect")
+}
+
+/// The shape of a JSON value: every object's keys with the shapes of their values, arrays as
+/// the union of their elements' shapes, scalars as their type names (`"number|null"` where
+/// both occur). What a `--json` output promises its users, without its numbers.
+pub fn json_shape(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    fn merge(a: Value, b: Value) -> Value {
+        match (a, b) {
+            (Value::Object(mut x), Value::Object(y)) => {
+                for (k, v) in y {
+                    let merged = match x.remove(&k) {
+                        Some(old) => merge(old, v),
+                        None => v,
+                    };
+                    x.insert(k, merged);
+                }
+                Value::Object(x)
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                let all: Vec<Value> = x.into_iter().chain(y).collect();
+                Value::Array(all.into_iter().reduce(merge).into_iter().collect())
+            }
+            (x, y) if x == y => x,
+            (x, y) => {
+                let name = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                let mut names: Vec<String> =
+                    name(&x).split('|').chain(name(&y).split('|')).map(str::to_string).collect();
+                names.sort();
+                names.dedup();
+                Value::String(names.join("|"))
+            }
+        }
+    }
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Number(_) => "number".into(),
+        Value::String(_) => "string".into(),
+        Value::Array(a) => Value::Array(a.iter().map(json_shape).reduce(merge).into_iter().collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), json_shape(v))).collect()),
+    }
+}
+
+/// Compares the shape of a `--json` output with `tests/golden/shapes/NAME.json`; with
+/// `ARENA_BLESS=1`, writes it instead. A renamed, removed or retyped field fails here first.
+pub fn assert_json_shape(name: &str, v: &serde_json::Value) {
+    let path = repo_root().join("tests/golden/shapes").join(format!("{name}.json"));
+    let got = serde_json::to_string_pretty(&json_shape(v)).unwrap() + "\n";
+    if std::env::var_os("ARENA_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (ARENA_BLESS=1 writes it)", path.display()));
+    assert!(
+        got == want,
+        "the shape of `{name}` changed (a --json contract): if on purpose, rerun with ARENA_BLESS=1\nwant {}:\n{want}\ngot:\n{got}",
+        path.display()
+    );
 }

@@ -29,6 +29,7 @@ fn check_accepts_the_reference_competitions_and_rejects_with_file_line_field() {
 
     let out = arena(&["check", "--json", bad.to_str().unwrap()]);
     let report = stdout_json(&out);
+    arena_e2e::assert_json_shape("check", &report);
     assert_eq!(report["errors"], 1, "{report}");
     assert_eq!(report["diagnostics"][0]["line"], 41);
     assert_eq!(report["diagnostics"][0]["field"], "tasks[1].weight");

@@ -118,7 +118,8 @@ fn a_round_runs_every_submission_and_a_crash_fails_only_its_own() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v = stdout_json(&out);
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
-    assert_eq!(saved["digest"], v["digest"]);
+    assert_eq!(saved, v, "--out writes what --json prints");
+    assert_json_shape("round", &v);
 
     // Two tasks that read one run: one run per submission.
     let runs = v["runs"].as_array().unwrap();
@@ -142,6 +143,7 @@ fn a_round_runs_every_submission_and_a_crash_fails_only_its_own() {
     let score = arena(&["score", comp.to_str().unwrap(), "--raw", &raw_file, "--json"]);
     assert!(score.status.success(), "{}", text(&score));
     assert_eq!(stdout_json(&score)["weights"], v["weights"]);
+    assert_json_shape("score", &stdout_json(&score));
     let weights = v["weights"].as_array().unwrap();
     let paid: Vec<u64> =
         weights.iter().filter(|w| w["u16"] != 0).map(|w| w["uid"].as_u64().unwrap()).collect();
@@ -248,6 +250,7 @@ fn a_round_from_chain_commitments_sets_the_reports_weights() {
     for (i, n) in names.iter().enumerate() {
         let out =
             run(&["wallet", "new-hotkey", "--wallet", n, "--seed", &format!("{:064x}", i + 1), "--json"]);
+        assert_json_shape("wallet-new-hotkey", &stdout_json(&out));
         let addr = stdout_json(&out)["hotkey"].as_str().unwrap().to_string();
         let stake = if i == 0 { 1_000_000_000_000u64 } else { 0 };
         neurons.push(format!("{addr}:{addr}:{stake}"));
@@ -328,6 +331,7 @@ fn a_round_from_chain_commitments_sets_the_reports_weights() {
         "--json",
     ]);
     let set = stdout_json(&out);
+    assert_json_shape("chain-set-weights", &set);
     let set: Vec<(u64, u64)> = set["weights"]
         .as_array()
         .unwrap()
