@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use arena_e2e::{arena_bin, chaos_plugin};
-use arena_host::isolate::Supervisor;
-use arena_host::job::{Job, JobLimits};
 use arena_plugin_api::*;
+use arena_runtime::isolate::Supervisor;
+use arena_runtime::job::{Job, JobLimits};
 use serde_json::json;
 
 fn request(n: usize) -> EvalRequest {

@@ -80,7 +80,7 @@ fn workspace_artifact(package: &str, artifact: &str) -> PathBuf {
 
 /// The `arena` binary.
 pub fn arena_bin() -> PathBuf {
-    workspace_artifact("arena-host", "arena")
+    workspace_artifact("arena-cli", "arena")
 }
 
 /// A shared library's file name on this platform.
@@ -99,7 +99,10 @@ pub fn fixture_plugin(package: &str, stem: &str) -> PathBuf {
         return p.clone();
     }
     let mut c = cargo();
-    c.current_dir(repo_root()).args(["build", "--quiet", "-p", package]).arg("--target-dir").arg(target_dir());
+    c.current_dir(repo_root())
+        .args(["build", "--quiet", "-p", package])
+        .arg("--target-dir")
+        .arg(target_dir());
     if profile_dir().file_name().is_some_and(|n| n == "release") {
         c.arg("--release");
     }

@@ -1,0 +1,239 @@
+//! Executing a planned round ([`arena_core::round::plan`]): the I/O between plan and collect.
+//!
+//! [`prepare`] resolves everything before any run starts, so bad input fails the round before
+//! it has cost anything: each submission's files (a local path, or a hub model in the hub cache,
+//! downloaded when online), each run's plugin library, each dataset's seeded draw, and the
+//! competitions' model constraints. [`execute`] then runs every run in an isolated worker (or in
+//! this process), `jobs` at a time; a run that crashes, hangs or runs out of memory fails alone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use arena_plugin_api::{Device, EvalRequest, Limits, Progress, Sample, Submission, TaskSpec};
+
+use crate::datasets::{self, Sampling};
+use crate::isolate::Supervisor;
+use crate::job::{FailureKind, Job, JobFailure, JobLimits, run_in_process};
+use crate::{cancel, inputs, model, plugins};
+use arena_core::config::Competition;
+use arena_core::round::{Outcome, Plan, Source, SubmissionsFile, refused};
+
+/// What a round needs on disk, resolved before the first run.
+pub struct Prepared {
+    /// Per submission of the submissions file.
+    pub submissions: Vec<Submission>,
+    /// Per submission: why the competition's constraints refuse it.
+    pub refused: Vec<Option<String>>,
+    /// Per spec of the plan.
+    pub plugins: Vec<PathBuf>,
+    /// Per spec: the devices its task kind runs on.
+    pub devices: Vec<Vec<arena_plugin_api::DeviceKind>>,
+    /// Per spec.
+    pub samples: Vec<Arc<Vec<Sample>>>,
+}
+
+/// Resolves the round's submissions (paths relative to `base`), plugins, samples and
+/// constraint checks. Errors name the submission or task they are about.
+pub fn prepare(
+    comps: &[Competition],
+    file: &SubmissionsFile,
+    base: &Path,
+    plan: &Plan,
+    plugin_dirs: &[PathBuf],
+) -> anyhow::Result<Prepared> {
+    let cache = datasets::hub_cache_dir();
+    let evaluated: std::collections::BTreeSet<usize> = plan.runs.iter().map(|r| r.submission).collect();
+    let mut submissions = Vec::new();
+    let mut refused = Vec::new();
+    for (i, s) in file.submissions.iter().enumerate() {
+        let source = s.source().map_err(|e| anyhow::anyhow!("submissions[{i}]: {e}"))?;
+        let path = match &source {
+            Source::Path(p) if p.is_relative() => base.join(p),
+            Source::Path(p) => p.clone(),
+            Source::Hub { repo, revision } if evaluated.contains(&i) => {
+                datasets::hub_model(repo, revision, &cache)
+                    .with_context(|| format!("submissions[{i}].repo (uid {})", s.uid))?
+            }
+            // Not evaluated this round: its files are not needed.
+            Source::Hub { .. } => PathBuf::new(),
+        };
+        let id = format!("{}/uid{}", s.competition, s.uid);
+        let sub = if evaluated.contains(&i) {
+            inputs::submission(&path, Some(&id), s.metadata.as_ref())
+                .with_context(|| format!("submissions[{i}].path (uid {})", s.uid))?
+        } else {
+            Submission { id, path, metadata: s.metadata.clone().unwrap_or_default() }
+        };
+        let comp = comps.iter().find(|c| c.id == s.competition).expect("validated submissions");
+        let why = evaluated
+            .contains(&i)
+            .then(|| model::submission_violations(&sub.path, &sub.metadata, &comp.constraints));
+        let why = why.filter(|v| !v.is_empty()).map(|v| v.join("; "));
+        submissions.push(sub);
+        refused.push(why);
+    }
+
+    let mut by_name: BTreeMap<&str, (PathBuf, plugins::LoadedPlugin)> = BTreeMap::new();
+    let mut plugin_paths = Vec::new();
+    let mut devices = Vec::new();
+    // (dataset, draw, seed) → its samples: each draw is made once.
+    type Draw = (Option<String>, Sampling, String);
+    let mut drawn: Vec<(Draw, Arc<Vec<Sample>>)> = Vec::new();
+    let mut samples = Vec::new();
+    for spec in &plan.specs {
+        if !by_name.contains_key(spec.plugin.as_str()) {
+            let path = plugins::resolve(&spec.plugin, plugin_dirs)
+                .with_context(|| format!("competition `{}`: plugin `{}`", spec.competition, spec.plugin))?;
+            let loaded = plugins::load_pinned(&path, None)?;
+            by_name.insert(&spec.plugin, (path, loaded));
+        }
+        let (path, loaded) = &by_name[spec.plugin.as_str()];
+        let kind = loaded.info().tasks.iter().find(|t| t.name == spec.kind).with_context(|| {
+            format!(
+                "competition `{}`: plugin `{}` has no task kind `{}`",
+                spec.competition, spec.plugin, spec.kind
+            )
+        })?;
+        plugin_paths.push(path.clone());
+        devices.push(kind.devices.clone());
+        let sampling = match (spec.pages, spec.samples) {
+            (Some(p), _) => Sampling::Pages { pages: p.count as usize, rows_per_page: p.rows as usize },
+            (None, Some(n)) => Sampling::Rows(n as usize),
+            (None, None) => Sampling::All,
+        };
+        let key = (spec.dataset.clone(), sampling, spec.sample_seed.clone());
+        if !drawn.iter().any(|(k, _)| *k == key) {
+            let rows = match &spec.dataset {
+                None => Vec::new(),
+                Some(d) => {
+                    let seed = hex::decode(&spec.sample_seed).expect("the plan writes hex");
+                    inputs::load_samples(d, sampling, &seed)
+                        .with_context(|| format!("competition `{}`: dataset {d}", spec.competition))?
+                }
+            };
+            drawn.push((key.clone(), Arc::new(rows)));
+        }
+        samples.push(Arc::clone(&drawn.iter().find(|(k, _)| *k == key).expect("drawn above").1));
+    }
+    Ok(Prepared { submissions, refused, plugins: plugin_paths, devices, samples })
+}
+
+/// How runs are executed.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Each run in its own `arena worker` process (the default); false: in this process, one at
+    /// a time (for debugging).
+    pub isolated: bool,
+    /// Runs at once (isolated only).
+    pub jobs: usize,
+    /// The validator's devices; worker slot `k` uses `devices[k % len]` when the run's task kind
+    /// supports it, else the first device it supports, else the CPU.
+    pub devices: Vec<Device>,
+    /// Overrides of the competitions' `[limits]`.
+    pub timeout: Option<f64>,
+    pub memory: Option<u64>,
+}
+
+/// Hears about runs as they go, for progress bars.
+pub trait Observer: Sync {
+    fn started(&self, run: usize, label: &str);
+    fn progress(&self, run: usize, done: u64, total: u64, message: &str);
+    fn finished(&self, run: usize, outcome: &Outcome, wall_ms: u64);
+}
+
+struct RunProgress<'a> {
+    observer: &'a dyn Observer,
+    run: usize,
+}
+
+impl Progress for RunProgress<'_> {
+    fn report(&self, done: u64, total: u64, message: &str) {
+        self.observer.progress(self.run, done, total, message);
+    }
+    fn is_cancelled(&self) -> bool {
+        cancel::requested()
+    }
+}
+
+fn device_for(slot: usize, options: &Options, supported: &[arena_plugin_api::DeviceKind]) -> Device {
+    let ok = |d: &Device| supported.contains(&d.kind());
+    if let Some(d) = options.devices.get(slot % options.devices.len().max(1)).filter(|d| ok(d)) {
+        return *d;
+    }
+    options.devices.iter().copied().find(ok).unwrap_or(Device::Cpu)
+}
+
+/// Runs every run of `plan`; returns each one's outcome and wall time, in plan order.
+pub fn execute(
+    plan: &Plan,
+    prepared: &Prepared,
+    options: &Options,
+    observer: &dyn Observer,
+) -> anyhow::Result<Vec<(Outcome, u64)>> {
+    let supervisor = if options.isolated { Some(Supervisor::current_exe()?) } else { None };
+    let slots = if options.isolated { options.jobs.max(1).min(plan.runs.len().max(1)) } else { 1 };
+    let next = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<(Outcome, u64)>>> =
+        plan.runs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for slot in 0..slots {
+            let (next, results, supervisor) = (&next, &results, &supervisor);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(run) = plan.runs.get(i) else { break };
+                    let spec = &plan.specs[run.spec];
+                    let sub = &prepared.submissions[run.submission];
+                    observer.started(i, &format!("{} {} {}", sub.id, spec.plugin, spec.kind));
+                    let start = Instant::now();
+                    let outcome = if cancel::requested() {
+                        Err(JobFailure::new(FailureKind::Cancelled, "the round was cancelled"))
+                    } else if let Some(why) = &prepared.refused[run.submission] {
+                        refused(why.clone())
+                    } else {
+                        let timeout = options.timeout.or(spec.limits.timeout);
+                        let memory = options.memory.or(spec.limits.memory.map(|m| m.0));
+                        let limits =
+                            JobLimits { wall: timeout.map(Duration::from_secs_f64), memory_bytes: memory };
+                        let job = Job {
+                            plugin: prepared.plugins[run.spec].clone(),
+                            plugin_sha256: None,
+                            task: TaskSpec {
+                                kind: spec.kind.clone(),
+                                params: spec.params.clone(),
+                                device: device_for(slot, options, &prepared.devices[run.spec]),
+                                seed: spec.seed,
+                            },
+                            request: EvalRequest {
+                                submission: sub.clone(),
+                                samples: prepared.samples[run.spec].as_ref().clone(),
+                                limits: Limits {
+                                    time_limit_ms: limits.wall.map(|w| w.as_millis() as u64),
+                                    memory_limit_bytes: limits.memory_bytes,
+                                },
+                            },
+                        };
+                        let progress = RunProgress { observer, run: i };
+                        match supervisor {
+                            Some(s) => s.run(&job, limits, &progress),
+                            None => run_in_process(&job, &progress),
+                        }
+                    };
+                    let wall_ms = start.elapsed().as_millis() as u64;
+                    observer.finished(i, &outcome, wall_ms);
+                    *results[i].lock().unwrap() = Some((outcome, wall_ms));
+                }
+            });
+        }
+    });
+    let out: Vec<(Outcome, u64)> =
+        results.into_iter().map(|m| m.into_inner().unwrap().expect("every run ran")).collect();
+    if cancel::requested() {
+        bail!("cancelled");
+    }
+    Ok(out)
+}
