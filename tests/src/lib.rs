@@ -52,29 +52,48 @@ static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
 /// Built (once per process) with the same command CI runs, so that under `cargo test
 /// --workspace` the nested build finds everything fresh and compiles nothing: a `cargo build -p
 /// PACKAGE` would resolve another feature set for the shared dependencies (wgpu, cubecl, gemm)
-/// and compile them again.
+/// and compile them again. Paths come from cargo's own artifact messages (fresh units included),
+/// not from guesses about the target directory. `artifact`: an executable's name, or a
+/// library's file name.
 fn workspace_artifact(package: &str, artifact: &str) -> PathBuf {
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    let key = format!("ws:{package}:{artifact}");
-    if let Some(p) = built.get(&key) {
-        return p.clone();
-    }
-    let release = profile_dir().file_name().is_some_and(|n| n == "release"); // `cargo bench`
-    let build = |args: &[&str]| {
-        let mut c = cargo();
-        c.current_dir(repo_root()).args(args).arg("--quiet").arg("--target-dir").arg(target_dir());
-        if release {
-            c.arg("--release");
-        }
-        run_cargo(c, package);
-    };
     if !built.contains_key("ws") {
-        build(&["test", "--workspace", "--no-run"]);
+        let mut c = cargo();
+        c.current_dir(repo_root())
+            .args(["test", "--workspace", "--no-run", "--quiet", "--message-format=json"])
+            .arg("--target-dir")
+            .arg(target_dir());
+        if profile_dir().file_name().is_some_and(|n| n == "release") {
+            c.arg("--release"); // `cargo bench` builds into target/release
+        }
+        let out = c.output().unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+        assert!(
+            out.status.success(),
+            "building the workspace failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if msg["reason"] != "compiler-artifact" || msg["profile"]["test"] == true {
+                continue;
+            }
+            let files = msg["executable"]
+                .as_str()
+                .into_iter()
+                .chain(msg["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()));
+            for f in files {
+                let path = PathBuf::from(f);
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                built.insert(format!("ws:{name}"), path);
+            }
+        }
         built.insert("ws".into(), PathBuf::new());
     }
-    let p = profile_dir().join(artifact);
-    assert!(p.exists(), "{} was not built by `cargo test --workspace`", p.display());
-    built.insert(key, p.clone());
+    let p = built
+        .get(&format!("ws:{artifact}"))
+        .cloned()
+        .unwrap_or_else(|| panic!("`cargo test --workspace` built no `{artifact}` (package {package})"));
+    assert!(p.exists(), "{} was not built", p.display());
     p
 }
 
@@ -130,7 +149,7 @@ pub fn plugin_dir() -> PathBuf {
 /// renamed over the old one: a process that still maps the old file keeps its inode.
 pub fn workspace_plugin(package: &str, stem: &str) -> PathBuf {
     let name = lib_name(stem);
-    let built = workspace_artifact(package, &format!("deps/{name}"));
+    let built = workspace_artifact(package, &name);
     let mut installed = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     let key = format!("installed:{name}");
     if let Some(p) = installed.get(&key) {

@@ -511,9 +511,10 @@ fn prose(seed: usize, i: usize) -> String {
 
 /// SN9's pretraining competition from `competitions/`: its six datasets come from the hub
 /// cache (generated rows with the real columns: `text`, and `content` for the Stack v2), its
-/// seed from the chain's block hash; a tiny model breaks its constraints and is refused with
-/// the reasons; in a copy with the constraints relaxed (and the windows the tiny model's 512
-/// positions) every task runs with the file's kinds and parameters.
+/// seed from the block hash; a tiny model breaks its constraints and is refused with the
+/// reasons; in a copy with the constraints relaxed (and the windows the tiny model's 512
+/// positions) every task runs with the file's kinds and parameters, through the competition's
+/// forced tokenizer.
 #[test]
 fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
     let w = tempfile::tempdir().unwrap();
@@ -537,6 +538,18 @@ fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
             .collect();
         hub_dataset(&cache, repo, path, &rows);
     }
+    // The competition's forced tokenizer, Xenova/gpt-4, in the hub cache: here the tiny model's
+    // own tokenizer with a lower-casing normalizer, so that the token stream differs while the
+    // model still reads it (SN9's "reasonable output" check refuses a foreign one).
+    let own = repo_root().join("tests/fixtures/lm-protocols/llama-40/tokenizer.json");
+    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(own).unwrap()).unwrap();
+    tokenizer["normalizer"] = json!({"type": "Lowercase"});
+    let rev = format!("{:040x}", 4);
+    let tok = cache.join("models--Xenova--gpt-4/snapshots").join(&rev);
+    std::fs::create_dir_all(&tok).unwrap();
+    std::fs::write(tok.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    std::fs::create_dir_all(cache.join("models--Xenova--gpt-4/refs")).unwrap();
+    std::fs::write(cache.join("models--Xenova--gpt-4/refs/main"), &rev).unwrap();
     let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
     let subs = write_json(
         &d.join("subs.json"),
@@ -579,8 +592,11 @@ fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
     let mut toml = std::fs::read_to_string(&strict).unwrap();
     let start = toml.find("[constraints]").unwrap();
     let end = start + toml[start..].find("\n[data]").unwrap();
-    toml.replace_range(start..end, "[constraints]\neval_block_delay = 250\n");
-    std::fs::write(&relaxed, toml.replace("sequence_length = 4096", "sequence_length = 512")).unwrap();
+    toml.replace_range(start..end, "[constraints]\neval_block_delay = 250\ntokenizer = \"Xenova/gpt-4\"\n");
+    let toml = toml.replace("sequence_length = 4096", "sequence_length = 512");
+    std::fs::write(&relaxed, &toml).unwrap();
+    let own_tokenizer = d.join("own-tokenizer.toml");
+    std::fs::write(&own_tokenizer, toml.replace("tokenizer = \"Xenova/gpt-4\"\n", "")).unwrap();
     let v = run(&relaxed);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 6);
@@ -592,4 +608,24 @@ fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
     }
     // The same block hash draws the same pages: the same digest again.
     assert_eq!(run(&relaxed)["digest"], v["digest"]);
+    // The forced tokenizer is the one evaluated: with the model's own (capitals kept), other
+    // token streams, other losses.
+    let own = run(&own_tokenizer);
+    for (a, b) in v["runs"].as_array().unwrap().iter().zip(own["runs"].as_array().unwrap()) {
+        assert_eq!(b["status"], "ok", "{b}");
+        assert_ne!(a["output"]["raw_score"], b["output"]["raw_score"], "{a}\n{b}");
+    }
+
+    // A forced tokenizer missing from the hub cache is bad input: nothing runs.
+    std::fs::remove_dir_all(cache.join("models--Xenova--gpt-4")).unwrap();
+    let mut c =
+        arena_cmd(&["round", relaxed.to_str().unwrap(), "--submissions", &subs, "--block-hash", hash]);
+    c.args(["--plugin-dir", perplexity_plugin().parent().unwrap().to_str().unwrap()]);
+    let out = c.env("HF_HUB_CACHE", &cache).env("HF_HUB_OFFLINE", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("constraints.tokenizer") && text(&out).contains("Xenova/gpt-4@main"),
+        "{}",
+        text(&out)
+    );
 }

@@ -117,22 +117,6 @@ pub fn check_competition(file: &Parsed<Competition>) -> Vec<Diagnostic> {
     if k.sequence_length == Some(0) {
         err("constraints.sequence_length", "sequence_length is 0".into(), None);
     }
-    if let Some(n) = &k.weight_norms {
-        if !(n.soft > 0.0 && n.hard >= n.soft) {
-            err(
-                "constraints.weight_norms",
-                format!("need 0 < soft <= hard, got soft {} and hard {}", n.soft, n.hard),
-                None,
-            );
-        }
-        if !unit_interval(n.soft_fraction) {
-            err(
-                "constraints.weight_norms.soft_fraction",
-                format!("{} is not in [0, 1]", n.soft_fraction),
-                None,
-            );
-        }
-    }
     let mut seen = BTreeSet::new();
     for (i, a) in k.architectures.iter().enumerate() {
         if !seen.insert(a) {

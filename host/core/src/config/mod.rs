@@ -118,13 +118,14 @@ pub struct Constraints {
     /// Largest total size of the submission's files: bytes, or a string such as "15GiB".
     pub max_bytes: Option<ByteSize>,
     pub sequence_length: Option<u32>,
-    /// A tokenizer forced on every submission (a hub id); absent: the submission's own.
+    /// A tokenizer forced on every submission (a hub repository, `OWNER/NAME[@REVISION]`, read
+    /// from the hub cache): its files replace the submission's tokenizer files when the
+    /// submission is evaluated (SN9); absent: the submission's own.
     pub tokenizer: Option<String>,
     pub dtype: Option<Dtype>,
     /// Blocks that must pass after the on-chain commit before a submission is evaluated.
     #[serde(default)]
     pub eval_block_delay: u64,
-    pub weight_norms: Option<WeightNorms>,
     /// Chat templates a miner may choose from (the `chat_template` of its commitment, SN11);
     /// empty: the model's own. A submission naming another is refused.
     #[serde(default)]
@@ -181,17 +182,6 @@ pub enum Dtype {
     Float32,
     Float16,
     Bfloat16,
-}
-
-/// Frobenius-norm limits on the attention and MLP projections (SN37): any norm above `hard`
-/// rejects the model; otherwise the mean over projection types of the fraction of norms above
-/// `soft` must not exceed `soft_fraction`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WeightNorms {
-    pub soft: f64,
-    pub soft_fraction: f64,
-    pub hard: f64,
 }
 
 /// Where evaluation data comes from and how it is seeded.

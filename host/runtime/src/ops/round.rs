@@ -34,6 +34,39 @@ pub struct Prepared {
     pub devices: Vec<Vec<arena_plugin_api::DeviceKind>>,
     /// Per spec.
     pub samples: Vec<Arc<Vec<Sample>>>,
+    /// Holds the submissions seen through a competition's forced tokenizer, for the round.
+    pub overlays: Option<tempfile::TempDir>,
+}
+
+/// The files of a tokenizer that a forced tokenizer replaces in a submission.
+const TOKENIZER_FILES: [&str; 6] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+];
+
+/// `dir` as its plugin sees it under a forced tokenizer: a folder of symbolic links to the
+/// submission's files, except the tokenizer files, which link to the forced tokenizer's.
+fn tokenizer_overlay(dir: &Path, tokenizer: &Path, into: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(into)?;
+    let forced: Vec<&str> = TOKENIZER_FILES.iter().copied().filter(|f| tokenizer.join(f).is_file()).collect();
+    if forced.is_empty() {
+        bail!("{} holds no tokenizer file ({})", tokenizer.display(), TOKENIZER_FILES.join(", "));
+    }
+    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let name = e?.file_name();
+        if TOKENIZER_FILES.iter().any(|f| name == *f) {
+            continue;
+        }
+        std::os::unix::fs::symlink(dir.join(&name), into.join(&name))?;
+    }
+    for f in forced {
+        std::os::unix::fs::symlink(tokenizer.join(f), into.join(f))?;
+    }
+    Ok(into.to_path_buf())
 }
 
 /// Resolves the round's submissions (paths relative to `base`), plugins, samples and
@@ -46,6 +79,17 @@ pub fn prepare(
     plugin_dirs: &[PathBuf],
 ) -> anyhow::Result<Prepared> {
     let cache = datasets::hub_cache_dir();
+    // Competitions that force a tokenizer (SN9: the competition's, whatever the model ships).
+    let mut tokenizers = BTreeMap::new();
+    for comp in comps.iter().filter(|c| plan.runs.iter().any(|r| plan.specs[r.spec].competition == c.id)) {
+        if let Some(id) = &comp.constraints.tokenizer {
+            let (repo, rev) = id.split_once('@').unwrap_or((id.as_str(), "main"));
+            let dir = datasets::hub_model(repo, rev, &cache)
+                .with_context(|| format!("competition `{}`: constraints.tokenizer", comp.id))?;
+            tokenizers.insert(comp.id.as_str(), dir);
+        }
+    }
+    let overlays = if tokenizers.is_empty() { None } else { Some(tempfile::tempdir()?) };
     let evaluated: std::collections::BTreeSet<usize> = plan.runs.iter().map(|r| r.submission).collect();
     let mut submissions = Vec::new();
     let mut refused = Vec::new();
@@ -73,6 +117,15 @@ pub fn prepare(
             .contains(&i)
             .then(|| model::submission_violations(&sub.path, &sub.metadata, &comp.constraints));
         let why = why.filter(|v| !v.is_empty()).map(|v| v.join("; "));
+        let sub = match (tokenizers.get(comp.id.as_str()), &overlays, &why) {
+            (Some(tok), Some(root), None) => {
+                let into = root.path().join(i.to_string());
+                let path = tokenizer_overlay(&sub.path, tok, &into)
+                    .with_context(|| format!("submissions[{i}]: the competition's tokenizer"))?;
+                Submission { path, ..sub }
+            }
+            _ => sub,
+        };
         submissions.push(sub);
         refused.push(why);
     }
@@ -119,7 +172,7 @@ pub fn prepare(
         }
         samples.push(Arc::clone(&drawn.iter().find(|(k, _)| *k == key).expect("drawn above").1));
     }
-    Ok(Prepared { submissions, refused, plugins: plugin_paths, devices, samples })
+    Ok(Prepared { submissions, refused, plugins: plugin_paths, devices, samples, overlays })
 }
 
 /// How runs are executed.
