@@ -255,7 +255,7 @@ impl ModelConfig {
                     v.patch_size
                 ));
             }
-            if v.hidden_dim % v.num_heads != 0 {
+            if !v.hidden_dim.is_multiple_of(v.num_heads) {
                 return Err(format!(
                     "model.hidden_dim: {} is not a multiple of model.num_heads {}",
                     v.hidden_dim, v.num_heads

@@ -67,6 +67,7 @@ pub struct Conv {
 
 impl Conv {
     /// `weight` is PyTorch's `[cout, cin, k, k]`.
+    #[allow(clippy::too_many_arguments)] // a convolution's shape is these eight numbers
     pub fn new(
         weight: &[f32],
         cout: usize,

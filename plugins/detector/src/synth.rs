@@ -104,8 +104,9 @@ fn upsample2(src: &Canvas, h: usize, w: usize) -> Canvas {
                     if sy >= src.h || sx >= src.w {
                         continue;
                     }
-                    for c in 0..3 {
-                        acc[c] += k * src.px[(sy * src.w + sx) * 3 + c];
+                    let at = (sy * src.w + sx) * 3;
+                    for (a, v) in acc.iter_mut().zip(&src.px[at..at + 3]) {
+                        *a += k * v;
                     }
                 }
             }
@@ -129,7 +130,7 @@ fn latent_grid(rng: &mut Rng, h: usize, w: usize) -> Canvas {
     let amp = 4.0 + 3.0 * rng.next_f32();
     for y in 0..h {
         for x in 0..w {
-            let on = (y + phase.0) % 8 == 0 || (x + phase.1) % 8 == 0;
+            let on = (y + phase.0).is_multiple_of(8) || (x + phase.1).is_multiple_of(8);
             if on {
                 for k in 0..3 {
                     c.px[(y * w + x) * 3 + k] += amp;

@@ -52,7 +52,7 @@ impl WeightMap {
         // SAFETY: the map is read-only and dropped before this function returns; a file truncated
         // underneath us can fault, which the host's worker isolation contains.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| bad(format!("cannot map: {e}")))?;
-        Self::from_bytes(&mmap).map_err(|e| bad(e))
+        Self::from_bytes(&mmap).map_err(bad)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<WeightMap, String> {

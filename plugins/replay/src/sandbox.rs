@@ -131,6 +131,7 @@ pub struct Mount<'a> {
 
 /// Runs `command` with `/bin/sh -c` inside the sandbox, in `workspace`, until it ends, the
 /// `deadline` passes, or `cancelled()` turns true.
+#[allow(clippy::too_many_arguments)] // one sandboxed command: what, where, with what limits
 pub fn run(
     params: &SandboxParams,
     workspace: &Path,

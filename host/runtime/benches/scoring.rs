@@ -3,7 +3,7 @@
 //! same rounds, in one run, with the ratio. Each case prepares its competitions once (formulas
 //! compiled), as a validator does, then scores its rounds.
 
-#[path = "../../runtime/tests/common/golden.rs"]
+#[path = "../tests/common/golden.rs"]
 #[allow(dead_code)] // the golden test reads every field; the benchmark does not
 mod golden;
 
