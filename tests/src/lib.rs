@@ -329,3 +329,33 @@ pub fn assert_json_shape(name: &str, v: &serde_json::Value) {
         path.display()
     );
 }
+
+/// Writes `submissions` (a SUBMISSIONS.json value) into `dir` and runs `arena round COMPETITION
+/// --submissions … --json --plugin-dir PLUGINS` with `extra` arguments; returns the report after
+/// checking that the round completed.
+pub fn round_json(
+    dir: &Path,
+    competition: &Path,
+    submissions: &serde_json::Value,
+    extra: &[&str],
+) -> serde_json::Value {
+    let file = dir.join("submissions.json");
+    std::fs::write(&file, submissions.to_string()).unwrap();
+    let plugins = plugin_dir();
+    let mut c = arena_cmd(&["round", competition.to_str().unwrap(), "--submissions", file.to_str().unwrap()]);
+    c.args(["--json", "--plugin-dir", plugins.to_str().unwrap()]).args(extra);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    stdout_json(&out)
+}
+
+/// A round report's weights that are sent: `(uid, u16)` with the u16 above 0.
+pub fn paid(report: &serde_json::Value) -> Vec<(u64, u64)> {
+    report["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["uid"].as_u64().unwrap(), w["u16"].as_u64().unwrap()))
+        .filter(|w| w.1 != 0)
+        .collect()
+}

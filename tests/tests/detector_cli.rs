@@ -292,21 +292,13 @@ fn the_demo_detector_competition_reads_three_tasks_from_one_pass_per_detector() 
                 "path": dir.join("models").join(m)})
         })
         .collect();
-    let file = tmp.path().join("subs.json");
-    std::fs::write(&file, serde_json::json!({"block": 1000, "submissions": subs}).to_string()).unwrap();
-    let out = arena(&[
-        "round",
-        comp.to_str().unwrap(),
-        "--submissions",
-        file.to_str().unwrap(),
-        "--jobs",
-        "2",
-        "--json",
-        "--plugin-dir",
-        detector_plugin().parent().unwrap().to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v = stdout_json(&out);
+    detector_plugin();
+    let v = round_json(
+        tmp.path(),
+        &comp,
+        &serde_json::json!({"block": 1000, "submissions": subs}),
+        &["--jobs", "2"],
+    );
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), MODELS.len(), "one run per detector: {v}");
     let eval = run(r#"{"mode": "full", "batch_size": 32}"#, false, &[]);
@@ -325,14 +317,7 @@ fn the_demo_detector_competition_reads_three_tasks_from_one_pass_per_detector() 
             s(a).total_cmp(&s(b))
         })
         .unwrap();
-    let paid: Vec<(u64, u64)> = v["weights"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| (w["uid"].as_u64().unwrap(), w["u16"].as_u64().unwrap()))
-        .filter(|w| w.1 != 0)
-        .collect();
-    assert_eq!(paid, vec![(best as u64 + 1, 65535)]);
+    assert_eq!(paid(&v), vec![(best as u64 + 1, 65535)]);
 }
 
 /// SN34's image competition from `competitions/` on the generated benchmark: its MCC and Brier
@@ -362,19 +347,8 @@ fn the_sn34_competition_runs_from_its_file_and_its_formula_is_gasbenchs_score() 
         {"uid": 2, "hotkey": "b", "block": 2, "competition": "deepfake-image", "path": dir.join("models/detector-160")},
         {"uid": 3, "hotkey": "c", "block": 3, "competition": "deepfake-image", "path": big},
     ]});
-    let file = tmp.path().join("subs.json");
-    std::fs::write(&file, subs.to_string()).unwrap();
-    let out = arena(&[
-        "round",
-        comp.to_str().unwrap(),
-        "--submissions",
-        file.to_str().unwrap(),
-        "--json",
-        "--plugin-dir",
-        detector_plugin().parent().unwrap().to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v = stdout_json(&out);
+    detector_plugin();
+    let v = round_json(tmp.path(), &comp, &subs, &[]);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3, "one run per submission for both tasks: {v}");
     let scored = &v["competitions"][0]["submissions"];

@@ -144,10 +144,8 @@ fn a_round_runs_every_submission_and_a_crash_fails_only_its_own() {
     assert!(score.status.success(), "{}", text(&score));
     assert_eq!(stdout_json(&score)["weights"], v["weights"]);
     assert_json_shape("score", &stdout_json(&score));
-    let weights = v["weights"].as_array().unwrap();
-    let paid: Vec<u64> =
-        weights.iter().filter(|w| w["u16"] != 0).map(|w| w["uid"].as_u64().unwrap()).collect();
-    assert_eq!(paid, vec![1, 3], "the crashed submission earns nothing");
+    let uids: Vec<u64> = paid(&v).into_iter().map(|(uid, _)| uid).collect();
+    assert_eq!(uids, vec![1, 3], "the crashed submission earns nothing");
 
     // Same block hash, one job at a time: the same digest. Another hash draws other rows.
     let again = run("1", &d.join("again.json"));
@@ -306,13 +304,7 @@ fn a_round_from_chain_commitments_sets_the_reports_weights() {
     assert_eq!(raw.iter().map(|s| s["uid"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2]);
     assert!(v["seeds"][0]["block_hash"].as_str().unwrap().starts_with("0x"));
     assert_eq!(v["raw"]["registered"], 3);
-    let sent: Vec<(u64, u64)> = v["weights"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| (w["uid"].as_u64().unwrap(), w["u16"].as_u64().unwrap()))
-        .filter(|w| w.1 != 0)
-        .collect();
+    let sent = paid(&v);
     assert!(!sent.is_empty());
 
     let out = run(&[

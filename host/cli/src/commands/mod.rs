@@ -1,3 +1,13 @@
-//! One file per command (cargo style): each has its clap `Args` and an `exec`.
+//! One file per command (cargo style): each has its clap arguments and its `exec`.
 
+pub mod chain;
+pub mod check;
+pub mod commit;
+pub mod eval;
+pub mod model;
+pub mod plugins;
 pub mod round;
+pub mod schema;
+pub mod score;
+pub mod wallet;
+pub mod yuma;

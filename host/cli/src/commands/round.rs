@@ -19,8 +19,8 @@ use arena_runtime::{checker, plugins};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::PluginDirs;
-use crate::cli_chain::ChainArg;
+use crate::args::ChainArg;
+use crate::args::PluginDirs;
 
 #[derive(Args)]
 pub struct RoundArgs {

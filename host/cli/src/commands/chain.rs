@@ -1,4 +1,4 @@
-//! `arena chain`, `arena commit` and `arena wallet`: the chain from the command line.
+//! `arena chain`: read the chain, set weights as a validator, run the embedded chain.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,74 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use arena_chain::emit::{Emitter, Retry};
 use arena_chain::local::{self, LocalChain};
-use arena_chain::subtensor::Subtensor;
-use arena_chain::wallet::{Keypair, Wallet};
-use arena_chain::{Call, Chain, ss58};
-use arena_core::commitment::{self, Format, ModelCommitment};
+use arena_chain::ss58;
+use arena_core::commitment::{self, Format};
 use clap::{Args, Subcommand};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::json;
 
-#[derive(Args)]
-#[group(required = true, multiple = false)]
-pub struct ChainArg {
-    /// A subtensor node: finney, test, local (ws://127.0.0.1:9944) or a ws:// / wss:// URL.
-    #[arg(long, value_name = "NETWORK")]
-    pub network: Option<String>,
-    /// The embedded chain: a chain-state file made by `arena chain local new`.
-    #[arg(long, value_name = "STATE.json")]
-    pub chain: Option<PathBuf>,
-}
-
-impl ChainArg {
-    pub fn open(&self) -> Result<Box<dyn Chain>> {
-        match (&self.network, &self.chain) {
-            (Some(n), _) => Ok(Box::new(Subtensor::connect(n, tokio_runtime()?)?)),
-            (None, Some(path)) => Ok(Box::new(LocalChain::open(path)?)),
-            (None, None) => bail!("pass --network or --chain"),
-        }
-    }
-
-    fn local(&self) -> Result<LocalChain> {
-        match &self.chain {
-            Some(path) => LocalChain::open(path),
-            None => bail!("this command runs on the embedded chain only (--chain STATE.json)"),
-        }
-    }
-}
-
-/// The process's tokio runtime, made on first use (the chain client blocks on it).
-fn tokio_runtime() -> Result<tokio::runtime::Handle> {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    if let Some(rt) = RT.get() {
-        return Ok(rt.handle().clone());
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    Ok(RT.get_or_init(|| rt).handle().clone())
-}
-
-#[derive(Args)]
-pub struct WalletArgs {
-    /// Wallet name (a directory under --wallet-path).
-    #[arg(long, default_value = "default")]
-    pub wallet: String,
-    /// Hotkey name (a file under WALLET/hotkeys).
-    #[arg(long, default_value = "default")]
-    pub hotkey: String,
-    /// Wallets directory [default: $BT_WALLET_PATH or ~/.bittensor/wallets].
-    #[arg(long, value_name = "DIR")]
-    pub wallet_path: Option<PathBuf>,
-}
-
-impl WalletArgs {
-    pub fn wallet(&self) -> Wallet {
-        Wallet::new(self.wallet_path.clone(), &self.wallet, &self.hotkey)
-    }
-}
+use crate::args::{ChainArg, WalletArgs, print_json, table};
 
 #[derive(Subcommand)]
 pub enum ChainCommand {
@@ -189,73 +127,7 @@ pub enum LocalCommand {
     },
 }
 
-#[derive(Args)]
-pub struct CommitArgs {
-    #[command(flatten)]
-    chain: ChainArg,
-    #[command(flatten)]
-    wallet: WalletArgs,
-    #[arg(long)]
-    netuid: u16,
-    /// The competition's commitment format.
-    #[arg(long, default_value = "taoverse")]
-    format: Format,
-    /// The Hugging Face repository `namespace/name`.
-    #[arg(long)]
-    repo: String,
-    /// The repository's git revision (taoverse formats).
-    #[arg(long)]
-    revision: Option<String>,
-    /// The model directory, for taoverse's directory hash.
-    #[arg(long, value_name = "DIR")]
-    model_dir: Option<PathBuf>,
-    /// The chat template (SN11).
-    #[arg(long)]
-    chat_template: Option<String>,
-    #[arg(long)]
-    competition_id: Option<String>,
-    /// Print the string and its call data without submitting.
-    #[arg(long)]
-    dry_run: bool,
-}
-
-#[derive(Subcommand)]
-pub enum WalletCommand {
-    /// Create a hotkey (unencrypted, as btcli writes hotkeys, with its HOTKEYpub.txt) from a
-    /// random or given seed.
-    NewHotkey {
-        #[command(flatten)]
-        wallet: WalletArgs,
-        /// A 32-byte hex seed (deterministic keys for tests and demos).
-        #[arg(long, value_name = "HEX")]
-        seed: Option<String>,
-        /// Print JSON: {"path", "hotkey"}.
-        #[arg(long)]
-        json: bool,
-    },
-    /// A wallet's hotkey and coldkey addresses.
-    Show {
-        #[command(flatten)]
-        wallet: WalletArgs,
-        /// Print JSON: {"hotkey", "coldkey"} (coldkey null when unreadable, with "coldkey_error").
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-fn table(header: Vec<&str>) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(header);
-    t
-}
-
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
+pub fn exec(cmd: ChainCommand) -> Result<ExitCode> {
     match cmd {
         ChainCommand::Metagraph { chain, netuid, json } => {
             let c = chain.open()?;
@@ -297,7 +169,7 @@ pub fn chain(cmd: ChainCommand) -> Result<ExitCode> {
         }
         ChainCommand::Commitments { chain, netuid, format, competition, json } => {
             let comp = match &competition {
-                Some(p) => Some(crate::load_competition(p)?),
+                Some(p) => Some(crate::args::load_competition(p)?),
                 None => None,
             };
             let format = format.or(comp.as_ref().map(|c| c.commitment.format)).unwrap_or_default();
@@ -480,93 +352,4 @@ fn local_cmd(cmd: LocalCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn commit(a: CommitArgs) -> Result<ExitCode> {
-    let (namespace, name) =
-        a.repo.split_once('/').with_context(|| format!("--repo {:?}: expected namespace/name", a.repo))?;
-    let pair = a.wallet.wallet().hotkey()?;
-    let hotkey = pair.ss58();
-    let mut c = ModelCommitment {
-        namespace: namespace.into(),
-        name: name.into(),
-        commit: a.revision.clone(),
-        hash: None,
-        secure_hash: None,
-        chat_template: a.chat_template.clone(),
-        hotkey: None,
-        competition_id: a.competition_id.clone(),
-    };
-    match a.format {
-        Format::Taoverse | Format::TaoverseLegacy => {
-            let dir = a.model_dir.as_deref().context("--model-dir is needed for the taoverse hash")?;
-            let hash = arena_runtime::inputs::directory_hash(dir)?;
-            if a.format == Format::Taoverse {
-                c.secure_hash = Some(commitment::secure_hash(&hash, &hotkey));
-            } else {
-                c.hash = Some(hash);
-            }
-        }
-        Format::Dippy => {
-            let template = a.chat_template.as_deref().context("--chat-template is needed for SN11")?;
-            c.hash = Some(commitment::dippy_hash(namespace, name, template, &hotkey));
-            c.hotkey = Some(hotkey.clone());
-        }
-    }
-    let s = commitment::produce(a.format, &c)?;
-    let call = Call::SetCommitment { netuid: a.netuid, data: s.clone().into_bytes() };
-    println!("commitment {s}");
-    println!("call data 0x{}", hex::encode(call.encode()?));
-    if a.dry_run {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut chain = a.chain.open()?;
-    let r = chain.submit(&pair, &call)?;
-    println!("committed by {hotkey} in block {} ({})", r.block, r.id);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn wallet(cmd: WalletCommand) -> Result<ExitCode> {
-    match cmd {
-        WalletCommand::NewHotkey { wallet, seed, json } => {
-            let seed: [u8; 32] = match seed {
-                Some(h) => hex::decode(h.trim_start_matches("0x"))
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .context("--seed must be 32 bytes of hex")?,
-                None => {
-                    let mut s = [0u8; 32];
-                    getrandom::getrandom(&mut s)
-                        .map_err(|e| anyhow::anyhow!("no randomness for the seed: {e}"))?;
-                    s
-                }
-            };
-            let pair = Keypair::from_seed(&seed)?;
-            let w = wallet.wallet();
-            w.create_hotkey(&pair, Some(&seed), None)?;
-            if json {
-                print_json(&json!({"path": w.hotkey_path(), "hotkey": pair.ss58()}))?;
-            } else {
-                println!("{} {}", w.hotkey_path().display(), pair.ss58());
-            }
-        }
-        WalletCommand::Show { wallet, json: true } => {
-            let w = wallet.wallet();
-            let coldkey = w.coldkey_ss58();
-            print_json(&json!({
-                "hotkey": w.hotkey()?.ss58(),
-                "coldkey": coldkey.as_ref().ok(),
-                "coldkey_error": coldkey.as_ref().err().map(|e| format!("{e:#}")),
-            }))?;
-        }
-        WalletCommand::Show { wallet, json: false } => {
-            let w = wallet.wallet();
-            println!("hotkey  {}", w.hotkey()?.ss58());
-            match w.coldkey_ss58() {
-                Ok(c) => println!("coldkey {c}"),
-                Err(e) => println!("coldkey unreadable: {e:#}"),
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,108 @@
+//! What several commands share (cargo's `command_prelude`): flag groups and file loading.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use arena_chain::Chain;
+use arena_chain::local::LocalChain;
+use arena_chain::subtensor::Subtensor;
+use arena_chain::wallet::Wallet;
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+#[derive(Args)]
+pub struct PluginDirs {
+    /// A directory to search for plugins (repeatable). Also searched: $ARENA_PLUGIN_PATH, then
+    /// the arena executable's directory and its plugins/ subdirectory.
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct ChainArg {
+    /// A subtensor node: finney, test, local (ws://127.0.0.1:9944) or a ws:// / wss:// URL.
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// The embedded chain: a chain-state file made by `arena chain local new`.
+    #[arg(long, value_name = "STATE.json")]
+    pub chain: Option<PathBuf>,
+}
+
+impl ChainArg {
+    pub fn open(&self) -> Result<Box<dyn Chain>> {
+        match (&self.network, &self.chain) {
+            (Some(n), _) => Ok(Box::new(Subtensor::connect(n, tokio_runtime()?)?)),
+            (None, Some(path)) => Ok(Box::new(LocalChain::open(path)?)),
+            (None, None) => bail!("pass --network or --chain"),
+        }
+    }
+
+    pub fn local(&self) -> Result<LocalChain> {
+        match &self.chain {
+            Some(path) => LocalChain::open(path),
+            None => bail!("this command runs on the embedded chain only (--chain STATE.json)"),
+        }
+    }
+}
+
+/// The process's tokio runtime, made on first use (the chain client blocks on it).
+fn tokio_runtime() -> Result<tokio::runtime::Handle> {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RT.get() {
+        return Ok(rt.handle().clone());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(RT.get_or_init(|| rt).handle().clone())
+}
+
+#[derive(Args)]
+pub struct WalletArgs {
+    /// Wallet name (a directory under --wallet-path).
+    #[arg(long, default_value = "default")]
+    pub wallet: String,
+    /// Hotkey name (a file under WALLET/hotkeys).
+    #[arg(long, default_value = "default")]
+    pub hotkey: String,
+    /// Wallets directory [default: $BT_WALLET_PATH or ~/.bittensor/wallets].
+    #[arg(long, value_name = "DIR")]
+    pub wallet_path: Option<PathBuf>,
+}
+
+impl WalletArgs {
+    pub fn wallet(&self) -> Wallet {
+        Wallet::new(self.wallet_path.clone(), &self.wallet, &self.hotkey)
+    }
+}
+
+pub fn table(header: Vec<&str>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(header);
+    t
+}
+
+pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// One competition file, its errors rendered as `arena check` does.
+pub fn load_competition(path: &Path) -> anyhow::Result<arena_core::config::Competition> {
+    match arena_runtime::checker::load_competitions(&[path.to_path_buf()]) {
+        Ok(mut c) => Ok(c.remove(0)),
+        Err(outcome) => {
+            eprint!("{}", crate::output::diagnostics(&outcome.diagnostics, &outcome.sources, false));
+            anyhow::bail!("the competition file has errors (see `arena check`)");
+        }
+    }
+}
+
+/// A competition file's model constraints (its errors rendered as `arena check` does).
+pub fn competition_constraints(path: &Path) -> anyhow::Result<arena_core::config::Constraints> {
+    Ok(load_competition(path)?.constraints)
+}
