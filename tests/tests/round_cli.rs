@@ -621,3 +621,68 @@ fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
         text(&out)
     );
 }
+
+/// A unified diff that replaces the one line of `path`.
+fn one_line_patch(path: &str, old: &str, new: &str) -> String {
+    format!("diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-{old}\n+{new}\n")
+}
+
+/// SN94's replay competition from `competitions/`, on a local task repository shaped like its
+/// frontier task (a `solution/` and `configs/` the patches may touch, `benchmark.py` writing
+/// `result.json`): in a copy whose repository is local and whose setup needs no package index
+/// (and `python3`, the sandbox's interpreter), patches are replayed in the sandbox, one outside
+/// the allowed paths is refused, the lowest held-out perplexity wins, and uid 0 keeps 90%.
+#[test]
+fn the_sn94_competition_runs_from_its_file_on_a_local_task_repository() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let task = d.join("task");
+    std::fs::create_dir_all(task.join("solution")).unwrap();
+    std::fs::create_dir_all(task.join("configs")).unwrap();
+    std::fs::write(task.join("solution/width.txt"), "4\n").unwrap();
+    std::fs::write(task.join("configs/train.yaml"), "steps: 10\n").unwrap();
+    std::fs::write(task.join("requirements.txt"), "").unwrap();
+    // Held-out perplexity falls with the width and the steps: exp(3 / sqrt(width * steps)).
+    std::fs::write(
+        task.join("benchmark.py"),
+        "import json, math\n\
+         width = int(open('solution/width.txt').read())\n\
+         steps = int(open('configs/train.yaml').read().split(':')[1])\n\
+         ppl = math.exp(3 / math.sqrt(width * steps))\n\
+         json.dump({'metric_name': 'heldout_ppl', 'metric_value': ppl}, open('result.json', 'w'))\n",
+    )
+    .unwrap();
+    git_commit_all(&task);
+    let repo = "https://github.com/AlveusLabs/autoresearch-task-qwen3-27b-binary-frontier";
+    let setup = "python -m pip install --no-index -r requirements.txt";
+    let comp = competition_copy(
+        d,
+        "heldout-ppl.toml",
+        &[(repo, task.to_str().unwrap()), (setup, "true"), ("python benchmark.py", "python3 benchmark.py")],
+    );
+    let patches = [
+        ("wider", one_line_patch("solution/width.txt", "4", "16")),
+        ("longer", one_line_patch("configs/train.yaml", "steps: 10", "steps: 40")),
+        ("rigged", one_line_patch("benchmark.py", "import json, math", "import json, math  # ppl = 1")),
+    ];
+    let mut subs = Vec::new();
+    for (i, (name, patch)) in patches.iter().enumerate() {
+        let dir = d.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("patch.diff"), patch).unwrap();
+        subs.push(json!({"uid": i + 1, "hotkey": name, "block": 10 * (i + 1), "competition": "heldout-ppl", "path": dir}));
+    }
+    replay_plugin();
+    let v = round_json(d, &comp, &json!({"block": 100, "submissions": subs}), &["--jobs", "3"]);
+    let raw = v["raw"]["submissions"].as_array().unwrap();
+    let ppl = |width: f64, steps: f64| (3.0 / (width * steps).sqrt()).exp();
+    assert!((raw[0]["tasks"]["heldout_ppl"].as_f64().unwrap() - ppl(16.0, 10.0)).abs() < 1e-12, "{v:#}");
+    assert!((raw[1]["tasks"]["heldout_ppl"].as_f64().unwrap() - ppl(4.0, 40.0)).abs() < 1e-12, "{v:#}");
+    assert_eq!(raw[2]["tasks"]["heldout_ppl"], Value::Null);
+    let f = &v["runs"][2]["failure"];
+    assert_eq!(f["kind"], "invalid_submission");
+    assert!(f["message"].as_str().unwrap().contains("`benchmark.py` is outside the allowed paths"), "{f}");
+    // Both patches reach the same perplexity (width × steps = 160): the earlier wins the tie
+    // under the 0.02-nat epsilon; 90% to uid 0, 10% to the winner (u16: 65535 and 65535/9).
+    assert_eq!(paid(&v), vec![(0, 65535), (1, 7282)]);
+}
