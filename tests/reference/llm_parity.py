@@ -4,7 +4,7 @@ Hugging Face layout, and writes what transformers computes on fixed inputs (f32,
 per-sequence mean losses (unpadded and in a right-padded batch with an attention mask), a slice
 of logits, and greedy generations with a repetition penalty.
 
-The Rust side (`plugins/llm/tests/parity.rs`) loads the same files with arena-llm and compares
+The Rust side (`libs/llm/tests/parity.rs`) loads the same files with arena-llm and compares
 (relative error <= 1e-4 on losses). The outputs are committed under tests/fixtures/llm/, so CI
 needs no torch. Regenerate with:
 

@@ -250,6 +250,14 @@ pub fn plan(
         if !subs.submissions.iter().any(evaluated) {
             continue;
         }
+        // Checked now, not after the runs: scoring needs it (see `dryrun::score`).
+        if comp.ranking.opponents == crate::config::Opponents::Registry && subs.registered.is_none() {
+            return Err(format!(
+                "competition `{}` compares every registered uid (ranking.opponents = \"registry\"): give \
+                 \"registered\", the number of registered uids, in the submissions file (a chain gives it)",
+                comp.id
+            ));
+        }
         let seed = round_seed(comp, block, hashes)?;
         first_spec.insert(comp.id.as_str(), out.specs.len());
         for task in &comp.tasks {
@@ -617,6 +625,18 @@ direction = "lower"
         };
         assert_eq!(run(0.75), run(0.75));
         assert_ne!(run(0.75), run(0.75 + f64::EPSILON));
+    }
+
+    #[test]
+    fn a_registry_competition_needs_the_registered_count_before_anything_runs() {
+        let mut comp = competition("", FIXED, 0);
+        comp.ranking.opponents = crate::config::Opponents::Registry;
+        let comps = [comp];
+        let mut subs = SubmissionsFile { submissions: vec![entry(1, 10)], ..Default::default() };
+        let err = plan(&comps, &subs, 100, &BTreeMap::new()).unwrap_err();
+        assert!(err.contains("\"registered\""), "{err}");
+        subs.registered = Some(256);
+        assert_eq!(plan(&comps, &subs, 100, &BTreeMap::new()).unwrap().runs.len(), 1);
     }
 
     #[test]
