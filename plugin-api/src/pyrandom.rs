@@ -1,5 +1,5 @@
 //! Python's `random.Random` (MT19937), bit for bit: seeding from an integer of any size, as
-//! `random.seed(int)` does, `getrandbits`, `randbelow`, `randint`, `random`, `shuffle`.
+//! `random.seed(int)` does, `getrandbits`, `randbelow`, `randint`, `random`, `shuffle`, `choice`, `sample`.
 //!
 //! The reference subnets choose their evaluation pages and shuffle their batches with Python's
 //! generator seeded by a 256-bit block-hash digest; a validator that draws differently evaluates
@@ -140,5 +140,42 @@ impl PyRandom {
             let j = self.randbelow(i as u64 + 1) as usize;
             x.swap(i, j);
         }
+    }
+
+    /// `choice(seq)` as an index: `seq[_randbelow(len(seq))]`, len >= 1.
+    pub fn choice_index(&mut self, len: usize) -> usize {
+        self.randbelow(len as u64) as usize
+    }
+
+    /// `sample(range(n), k)`: the indices CPython's `sample(population, k)` picks, in its order.
+    /// Below a set size that grows with `k` it draws from a shrinking pool; above it, by
+    /// rejection of repeats, as CPython does.
+    pub fn sample_indices(&mut self, n: usize, k: usize) -> Vec<usize> {
+        assert!(k <= n, "sample larger than population");
+        let mut setsize = 21usize;
+        if k > 5 {
+            // 4 ** ceil(log(k * 3, 4)), with CPython's float log.
+            let e = ((k as f64 * 3.0).ln() / 4f64.ln()).ceil() as u32;
+            setsize += 4usize.pow(e);
+        }
+        let mut out = Vec::with_capacity(k);
+        if n <= setsize {
+            let mut pool: Vec<usize> = (0..n).collect();
+            for i in 0..k {
+                let j = self.randbelow((n - i) as u64) as usize;
+                out.push(pool[j]);
+                pool[j] = pool[n - i - 1];
+            }
+        } else {
+            let mut selected = std::collections::HashSet::with_capacity(k);
+            for _ in 0..k {
+                let mut j = self.randbelow(n as u64) as usize;
+                while !selected.insert(j) {
+                    j = self.randbelow(n as u64) as usize;
+                }
+                out.push(j);
+            }
+        }
+        out
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Vectors of CPython's `random.Random` (stdlib only) for host/src/pyrandom.rs: seeds of
 several sizes (including a 256-bit sha256 digest as the subnets use), then getrandbits, random,
-randint and shuffle. Writes tests/golden/pyrandom.json; `--check` fails if the file differs."""
+randint, shuffle, sample and choice. Writes tests/golden/pyrandom.json; `--check` fails if the file differs."""
 
 import hashlib
 import json
@@ -27,6 +27,9 @@ def vectors():
         x = list(range(20))
         r.shuffle(x)
         case["shuffle20"] = x
+        # (n, k) over both of sample()'s branches: the pool (n <= setsize) and the rejection set.
+        case["sample"] = [[n, k, r.sample(range(n), k)] for n, k in [(10, 3), (21, 5), (30, 5), (85, 20), (100, 20), (850, 7), (5, 5), (1, 0)]]
+        case["choice"] = [r.choice(range(n)) for n in (1, 3, 14, 850)]
         out.append(case)
     return out
 

@@ -157,3 +157,40 @@ fn only_the_runtime_loads_plugins_or_spawns_workers_and_no_library_makes_a_tokio
         }
     }
 }
+
+/// subxt and tokio are the optional feature `subtensor` of arena-chain (on by default), and only
+/// `subtensor.rs`, the module that feature gates, uses them.
+#[test]
+fn the_subtensor_client_is_a_feature_of_the_chain() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(repo_root())
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chain = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == "arena-chain").unwrap();
+    for dep in ["subxt", "tokio", "scale-decode", "scale-value"] {
+        let d = chain["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == dep && d["kind"].is_null())
+            .unwrap_or_else(|| panic!("arena-chain has no dependency {dep}"));
+        assert_eq!(d["optional"], true, "{dep} must be optional in arena-chain");
+    }
+    let subtensor: Vec<&str> =
+        chain["features"]["subtensor"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(subtensor.contains(&"dep:subxt") && subtensor.contains(&"dep:tokio"), "{subtensor:?}");
+    for (file, text) in sources("chain") {
+        if file.ends_with("subtensor.rs") {
+            continue;
+        }
+        for c in ["subxt::", "tokio::", "scale_value::", "scale_decode::"] {
+            assert!(!text.contains(c), "{file} uses {c} outside the `subtensor` feature's module");
+        }
+    }
+    let lib = std::fs::read_to_string(repo_root().join("host/chain/src/lib.rs")).unwrap();
+    assert!(lib.contains("#[cfg(feature = \"subtensor\")]\npub mod subtensor;"), "lib.rs gates the module");
+}

@@ -331,6 +331,26 @@ fn a_round_from_chain_commitments_sets_the_reports_weights() {
         .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
         .collect();
     assert_eq!(set, sent, "set-weights --report sends the report's u16 values as they are");
+
+    // A model changed after its commitment no longer matches the committed secure hash: refused
+    // with the reason, the other miner still evaluated.
+    let tampered = cache.join("models--arena--miner-b/snapshots").join(format!("{:040x}", 2));
+    std::fs::write(tampered.join("extra.txt"), "not what was committed").unwrap();
+    let mut c = arena_cmd(&["round", comp.to_str().unwrap(), "--chain", chain.to_str().unwrap()]);
+    c.args(["--json", "--plugin-dir", &plugin_dir()]);
+    env(&mut c);
+    let v = stdout_json(&c.output().unwrap());
+    for r in v["runs"].as_array().unwrap() {
+        if r["uid"] == 2 {
+            let msg = r["failure"]["message"].as_str().unwrap_or_default();
+            assert!(
+                msg.contains("commitment: secure hash") && msg.contains("does not match the model"),
+                "{r}"
+            );
+        } else {
+            assert_eq!(r["status"], "ok", "{r}");
+        }
+    }
 }
 
 /// A copy of a competition file of `competitions/` with some of its text replaced.
@@ -501,6 +521,24 @@ fn prose(seed: usize, i: usize) -> String {
     out.join(" ")
 }
 
+/// The forced tokenizer of SN9 and SN37, Xenova/gpt-4, in the hub cache: here the tiny model's
+/// own tokenizer with a lower-casing normalizer, so that the token stream differs while the
+/// model still reads it (SN9's "reasonable output" check refuses a foreign one).
+fn forced_gpt4_tokenizer(cache: &Path) {
+    let own = repo_root().join("tests/fixtures/lm-protocols/llama-40/tokenizer.json");
+    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(own).unwrap()).unwrap();
+    tokenizer["normalizer"] = json!({"type": "Lowercase"});
+    let rev = format!("{:040x}", 4);
+    let tok = cache.join("models--Xenova--gpt-4/snapshots").join(&rev);
+    std::fs::create_dir_all(&tok).unwrap();
+    std::fs::write(tok.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    // Its chat template, which SN37's reference-loss contexts go through.
+    let config = repo_root().join("tests/fixtures/lm-protocols/llama-40/tokenizer_config.json");
+    std::fs::copy(config, tok.join("tokenizer_config.json")).unwrap();
+    std::fs::create_dir_all(cache.join("models--Xenova--gpt-4/refs")).unwrap();
+    std::fs::write(cache.join("models--Xenova--gpt-4/refs/main"), &rev).unwrap();
+}
+
 /// SN9's pretraining competition from `competitions/`: its six datasets come from the hub
 /// cache (generated rows with the real columns: `text`, and `content` for the Stack v2), its
 /// seed from the block hash; a tiny model breaks its constraints and is refused with the
@@ -530,18 +568,7 @@ fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
             .collect();
         hub_dataset(&cache, repo, path, &rows);
     }
-    // The competition's forced tokenizer, Xenova/gpt-4, in the hub cache: here the tiny model's
-    // own tokenizer with a lower-casing normalizer, so that the token stream differs while the
-    // model still reads it (SN9's "reasonable output" check refuses a foreign one).
-    let own = repo_root().join("tests/fixtures/lm-protocols/llama-40/tokenizer.json");
-    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(own).unwrap()).unwrap();
-    tokenizer["normalizer"] = json!({"type": "Lowercase"});
-    let rev = format!("{:040x}", 4);
-    let tok = cache.join("models--Xenova--gpt-4/snapshots").join(&rev);
-    std::fs::create_dir_all(&tok).unwrap();
-    std::fs::write(tok.join("tokenizer.json"), tokenizer.to_string()).unwrap();
-    std::fs::create_dir_all(cache.join("models--Xenova--gpt-4/refs")).unwrap();
-    std::fs::write(cache.join("models--Xenova--gpt-4/refs/main"), &rev).unwrap();
+    forced_gpt4_tokenizer(&cache);
     let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
     let subs = write_json(
         &d.join("subs.json"),
@@ -620,6 +647,249 @@ fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
         "{}",
         text(&out)
     );
+}
+
+/// SN1-style multiple-choice rows (`challenge`, `reference` and the dataset's other columns),
+/// as SN37's macrobench holds them; a few have an invalid letter, as the real data does.
+fn macrobench_rows(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let q = prose(7, i).split(". ").next().unwrap().to_string();
+            let opts: Vec<String> =
+                (0..4).map(|k| prose(8, i * 4 + k).split(". ").nth(1).unwrap().to_string()).collect();
+            let challenge = format!("{q}?\nA. {}\nB. {}\nC. {}\nD. {}", opts[0], opts[1], opts[2], opts[3]);
+            let letter = if i % 50 == 49 { "E" } else { ["A", "B", "C", "D"][i % 4] };
+            json!({"id": format!("mb-{i}"), "challenge": challenge, "reference": letter,
+                   "hotkey": "5Sn1", "timestamp": "2025-01-01T00:00:00"})
+        })
+        .collect()
+}
+
+/// An NLTK data folder as `nltk.download("words")` and `("averaged_perceptron_tagger_eng")`
+/// leave it: a generated Basic-English-sized word list and the test tagger model.
+fn nltk_data(dir: &Path) -> PathBuf {
+    let root = dir.join("nltk_data");
+    let words = root.join("corpora/words");
+    std::fs::create_dir_all(&words).unwrap();
+    let syll = ["ka", "lo", "mi", "re", "tu", "sen", "dor", "pha", "qui", "bel", "von", "ax"];
+    let list: Vec<String> = (0..850)
+        .map(|i| {
+            format!(
+                "{}{}{}",
+                syll[i % 12],
+                syll[(i / 12) % 12],
+                if i % 3 == 0 { "" } else { syll[(i / 144) % 12] }
+            )
+        })
+        .collect();
+    std::fs::write(words.join("en-basic"), list.join("\n") + "\n").unwrap();
+    let tagger = root.join("taggers/averaged_perceptron_tagger_eng");
+    std::fs::create_dir_all(&tagger).unwrap();
+    let fixture = repo_root().join("tests/fixtures/nltk_data/taggers/averaged_perceptron_tagger_eng");
+    for f in std::fs::read_dir(fixture).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, tagger.join(f.file_name().unwrap())).unwrap();
+    }
+    root
+}
+
+fn sn37_round(
+    comp: &Path,
+    subs: &str,
+    cache: &Path,
+    nltk: Option<&Path>,
+    home: &Path,
+) -> std::process::Output {
+    let hash = "0x37f00d1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f";
+    let mut c = arena_cmd(&["round", comp.to_str().unwrap(), "--submissions", subs, "--block-hash", hash]);
+    c.args([
+        "--jobs",
+        "2",
+        "--json",
+        "--plugin-dir",
+        perplexity_plugin().parent().unwrap().to_str().unwrap(),
+    ]);
+    let home = home.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    c.env("HF_HUB_CACHE", cache).env("HF_HUB_OFFLINE", "1").env("HOME", &home).env_remove("NLTK_DATA");
+    if let Some(n) = nltk {
+        c.env("NLTK_DATA", n);
+    }
+    c.output().unwrap()
+}
+
+fn ok_json(out: &std::process::Output) -> Value {
+    assert_eq!(out.status.code(), Some(0), "{}", text(out));
+    stdout_json(out)
+}
+
+/// SN37's INSTRUCT_8B from `competitions/`: multiple choice and IF-eval on generated macrobench
+/// rows, FineWeb pages, word sorting on an NLTK word list; the tiny model breaks the
+/// constraints and is refused; with them relaxed every task runs with the file's kinds and
+/// parameters, twice to the same digest.
+#[test]
+fn the_sn37_instruct_competition_runs_from_its_file() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let cache = d.join("hub");
+    hub_dataset(&cache, "macrocosm-os/macrobench-bittensor-01", "", &macrobench_rows(800));
+    // Documents longer than the window: SN37's check generates after the whole padded window, so
+    // short documents (all pads at the end) would give two identical generations.
+    let fineweb: Vec<Value> = (0..400)
+        .map(|i| {
+            // A lead of 1 to 7 words, so that windows end at different places in a sentence.
+            let lead = ["Eve"].repeat(1 + i % 7).join(" ");
+            let doc: Vec<String> = (0..6).map(|k| prose(3, i * 6 + k)).collect();
+            json!({"text": format!("{lead}. {}", doc.join(" ")), "id": i, "score": 2.5})
+        })
+        .collect();
+    hub_dataset(&cache, "HuggingFaceFW/fineweb-edu-score-2", "", &fineweb);
+    let nltk = nltk_data(d);
+    let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
+    let subs = write_json(
+        &d.join("subs.json"),
+        &json!({"block": 5_000_000, "submissions": [
+            {"uid": 3, "hotkey": "m", "block": 4_990_000, "competition": "finetuning-instruct-8b", "path": lm},
+        ]}),
+    );
+    let strict = repo_root().join("competitions/finetuning-instruct-8b.toml");
+    let v = ok_json(&sn37_round(&strict, &subs, &cache, Some(&nltk), d));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "{v}");
+    for r in runs {
+        let msg = r["failure"]["message"].as_str().unwrap();
+        for reason in ["the competition requires BF16", "allows 512 positions"] {
+            assert!(msg.contains(reason), "{msg}");
+        }
+    }
+
+    let relaxed = competition_copy(
+        d,
+        "finetuning-instruct-8b.toml",
+        &[
+            (
+                "sequence_length = 4096\ndtype = \"bfloat16\"              # no forced tokenizer: the model's own\n",
+                "",
+            ),
+            // Short windows: the tiny model's greedy text after a long context is the same loop
+            // whatever the context, which SN37's check (20 tokens after the whole window) refuses.
+            ("sequence_length = 4096", "sequence_length = 128"),
+            ("max_context_tokens = 4096", "max_context_tokens = 480"),
+        ],
+    );
+    let v = ok_json(&sn37_round(&relaxed, &subs, &cache, Some(&nltk), d));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    let by_task = |name: &str| {
+        runs.iter()
+            .find(|r| r["tasks"].as_array().unwrap().iter().any(|t| t == name))
+            .unwrap_or_else(|| panic!("{v}"))
+    };
+    for r in runs {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert!(r["output"]["raw_score"].as_f64().unwrap().is_finite(), "{r}");
+    }
+    let mc = &by_task("synthetic_mmlu")["output"];
+    assert!((0.0..=1.0).contains(&mc["raw_score"].as_f64().unwrap()));
+    // 700 rows drawn from 800, those with an invalid letter skipped.
+    let skipped = mc["metrics"]["skipped"].as_f64().unwrap();
+    assert!(skipped > 0.0 && skipped < 30.0, "{mc}");
+    assert_eq!(mc["per_sample"].as_array().unwrap().len() as f64, 700.0 - skipped);
+    let sorting = &by_task("word_sorting")["output"];
+    assert_eq!(sorting["metrics"]["samples"], 400.0);
+    let if_eval = &by_task("if_eval_v2")["output"];
+    assert_eq!(if_eval["metrics"]["samples"], 20.0, "{if_eval}");
+    for s in if_eval["details"]["samples"].as_array().unwrap() {
+        let n = s["rules"].as_array().unwrap().len();
+        assert!((2..=5).contains(&n), "{s}");
+        assert!(s["prompts"][0].as_str().unwrap().starts_with("Please answer the question below"));
+    }
+    assert!((0.0..=1.0).contains(&if_eval["raw_score"].as_f64().unwrap()));
+    assert_eq!(ok_json(&sn37_round(&relaxed, &subs, &cache, Some(&nltk), d))["digest"], v["digest"]);
+
+    // Without NLTK's data the word list is missing: bad input, nothing runs.
+    let out = sn37_round(&relaxed, &subs, &cache, None, d);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nltk:corpora/words/en-basic"), "{}", text(&out));
+}
+
+/// SN37's DISTILLED_REASONING_3B from `competitions/`: SYNTHETIC-1-SFT and Codeforces-CoTs rows
+/// of the real columns in the hub cache, parsed as SN37 parses them (task types, answers,
+/// message counts, the length estimate), 120 of SYNTHETIC-1's rows kept; the forced tokenizer.
+#[test]
+fn the_sn37_reasoning_competition_runs_from_its_file() {
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let cache = d.join("hub");
+    forced_gpt4_tokenizer(&cache);
+    let msgs =
+        |q: String, a: String| json!([{"role": "user", "content": q}, {"role": "assistant", "content": a}]);
+    let synthetic: Vec<Value> = (0..150)
+        .map(|i| {
+            let (task, answer) = match i % 10 {
+                9 => ("code_generation", "def f(): pass".to_string()),
+                k if k % 2 == 0 => {
+                    ("verifiable_math", format!("<think>{}</think> so \\boxed{{{i}}}", prose(4, i)))
+                }
+                _ => (
+                    "code_output_prediction",
+                    format!("<think>{}</think> {{\"output\": \"{i}\"}}", prose(5, i)),
+                ),
+            };
+            json!({"response_id": format!("r{i}"), "problem_id": format!("p{i}"), "task_type": task,
+                   "score": 1, "messages": msgs(prose(6, i), answer)})
+        })
+        .collect();
+    hub_dataset(&cache, "PrimeIntellect/SYNTHETIC-1-SFT-Data", "", &synthetic);
+    let codeforces: Vec<Value> = (0..120)
+        .map(|i| {
+            let mut m = msgs(prose(9, i), format!("  <think>{}</think> print({i})\n", prose(10, i)));
+            if i % 12 == 11 {
+                m.as_array_mut().unwrap().push(json!({"role": "user", "content": "again"}));
+            }
+            json!({"id": format!("cf{i}"), "contest_type": "div2", "messages": m})
+        })
+        .collect();
+    hub_dataset(&cache, "open-r1/codeforces-cots", "", &codeforces);
+    let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
+    let subs = write_json(
+        &d.join("subs.json"),
+        &json!({"block": 5_200_000, "submissions": [
+            {"uid": 4, "hotkey": "m", "block": 5_190_000, "competition": "finetuning-reasoning-3b", "path": lm},
+        ]}),
+    );
+    let strict = repo_root().join("competitions/finetuning-reasoning-3b.toml");
+    let v = ok_json(&sn37_round(&strict, &subs, &cache, None, d));
+    for r in v["runs"].as_array().unwrap() {
+        let msg = r["failure"]["message"].as_str().unwrap();
+        for reason in
+            ["fewer than the minimum 3200000000", "the competition requires BF16", "allows 512 positions"]
+        {
+            assert!(msg.contains(reason), "{msg}");
+        }
+    }
+    let relaxed = competition_copy(
+        d,
+        "finetuning-reasoning-3b.toml",
+        &[
+            ("min_parameters = 3_200_000_000\n", ""),
+            ("max_parameters = 3_400_000_000\n", ""),
+            ("sequence_length = 16384\n", ""),
+            ("dtype = \"bfloat16\"\n", ""),
+        ],
+    );
+    let v = ok_json(&sn37_round(&relaxed, &subs, &cache, None, d));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert_eq!(r["status"], "ok", "{r}");
+        let loss = r["output"]["raw_score"].as_f64().unwrap();
+        assert!(loss.is_finite() && loss > 0.0, "{r}");
+    }
+    // 135 rows of the two task types, 120 kept; 10 of 120 Codeforces rows have three messages.
+    assert_eq!(runs[0]["output"]["metrics"]["samples"], 120.0, "{}", runs[0]);
+    assert_eq!(runs[1]["output"]["metrics"]["samples"], 110.0, "{}", runs[1]);
+    assert_eq!(ok_json(&sn37_round(&relaxed, &subs, &cache, None, d))["digest"], v["digest"]);
 }
 
 /// A unified diff that replaces the one line of `path`.

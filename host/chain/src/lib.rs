@@ -1,13 +1,15 @@
 //! The chain: what a validator reads (metagraph, commitments, hyperparameters, block hashes)
 //! and writes (weights, commit-reveal, commitments), behind one interface with two
 //! implementations: [`local::LocalChain`] (an embedded subnet state in a JSON file, for the
-//! demo, the tests and subnet owners' simulations) and the subtensor client.
+//! demo, the tests and subnet owners' simulations) and the subtensor client (feature
+//! `subtensor`, on by default: subxt and tokio).
 
 pub mod calls;
 pub mod crv4;
 pub mod emit;
 pub mod local;
 pub mod ss58;
+#[cfg(feature = "subtensor")]
 pub mod subtensor;
 pub mod wallet;
 

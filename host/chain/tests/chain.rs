@@ -551,6 +551,7 @@ fn transient_errors_are_retried_and_others_are_not() {
 }
 
 #[test]
+#[cfg(feature = "subtensor")]
 fn finney_metadata_encodes_the_same_call_data() {
     // finney's runtime metadata, spec 393 (a public data file: CortexLM/bittensor-rs
     // metadata/finney.scale), through subxt's offline client: the runtime's own encoding of each

@@ -2,6 +2,7 @@
 //! finney's spec-393 metadata, storage built from typed values (SCALE-encoded through the
 //! metadata's own types) and the `get_metagraph` runtime API; arena reads them back.
 
+#![cfg(feature = "subtensor")]
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -26,7 +26,7 @@ pub fn kind_of(text: &str) -> FileKind {
         Ok(t)
             if t.get_ref()
                 .keys()
-                .any(|k| matches!(k.get_ref().as_ref(), "wallet" | "funding" | "store" | "network")) =>
+                .any(|k| matches!(k.get_ref().as_ref(), "wallet" | "funding" | "network")) =>
         {
             FileKind::Validator
         }

@@ -7,7 +7,9 @@
 //! is a file or a folder of the repository. Hub files are looked up in the local hub cache
 //! (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`, laid out as
 //! huggingface_hub lays it out); a missing file is downloaded with hf-hub unless
-//! `HF_HUB_OFFLINE=1`.
+//! `HF_HUB_OFFLINE=1`. `nltk:PATH` names a file of NLTK's data (`nltk.download` puts it there;
+//! looked up along NLTK's path: `$NLTK_DATA`, `~/nltk_data`, `/usr/share/nltk_data`, …), read as
+//! plain text, one `{"text": line}` row per line (SN37's word list is `nltk:corpora/words/en-basic`).
 
 use std::path::{Path, PathBuf};
 
@@ -22,11 +24,25 @@ pub const DATA_EXTENSIONS: [&str; 4] = ["jsonl", "json", "txt", "parquet"];
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatasetSource {
     Local(PathBuf),
-    Hub { repo: String, revision: String, path: String },
+    Hub {
+        repo: String,
+        revision: String,
+        path: String,
+    },
+    /// A file under one of NLTK's data directories.
+    Nltk(String),
 }
 
 impl DatasetSource {
     pub fn parse(spec: &str) -> anyhow::Result<DatasetSource> {
+        if let Some(path) = spec.strip_prefix("nltk:") {
+            if path.is_empty() || path.starts_with('/') || path.split('/').any(|c| c == ".." || c == ".") {
+                bail!(
+                    "`{spec}`: an NLTK file is nltk:PATH, relative, without `.` or `..` (nltk:corpora/words/en-basic)"
+                );
+            }
+            return Ok(DatasetSource::Nltk(path.to_string()));
+        }
         let Some(rest) = spec.strip_prefix("hf://") else {
             return Ok(DatasetSource::Local(PathBuf::from(spec)));
         };
@@ -92,10 +108,40 @@ fn files_at(p: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if p.is_dir() { data_files(p) } else { Ok(vec![p.to_path_buf()]) }
 }
 
+/// NLTK's data directories on Linux, in its search order (`nltk.data.path` without the
+/// interpreter-prefix entries).
+pub fn nltk_data_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("NLTK_DATA")
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join("nltk_data"));
+    }
+    for d in [
+        "/usr/share/nltk_data",
+        "/usr/local/share/nltk_data",
+        "/usr/lib/nltk_data",
+        "/usr/local/lib/nltk_data",
+    ] {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs
+}
+
 /// The files of a dataset, resolved through the hub cache (downloading one missing file when
 /// online).
 pub fn resolve(source: &DatasetSource, cache: &Path) -> anyhow::Result<Vec<PathBuf>> {
     match source {
+        DatasetSource::Nltk(path) => {
+            let dirs = nltk_data_dirs();
+            match dirs.iter().map(|d| d.join(path)).find(|p| p.is_file()) {
+                Some(p) => Ok(vec![p]),
+                None => bail!(
+                    "nltk:{path} is in none of NLTK's data directories ({}); fetch it with python3 -m nltk.downloader",
+                    dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
         DatasetSource::Local(p) => {
             if !p.exists() {
                 bail!("dataset {} does not exist", p.display());
@@ -183,7 +229,7 @@ pub fn read_rows(path: &Path) -> anyhow::Result<Vec<Value>> {
     let text = || std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
     match ext {
         "parquet" => read_parquet(path),
-        "txt" => Ok(text()?.lines().filter(|l| !l.trim().is_empty()).map(|l| json!({ "text": l })).collect()),
+        "txt" => read_text_rows(path),
         _ => {
             let text = text()?;
             if text.trim_start().starts_with('[') {
@@ -200,6 +246,12 @@ pub fn read_rows(path: &Path) -> anyhow::Result<Vec<Value>> {
             }
         }
     }
+}
+
+/// Plain text: one `{"text": line}` row per non-blank line.
+pub fn read_text_rows(path: &Path) -> anyhow::Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text.lines().filter(|l| !l.trim().is_empty()).map(|l| json!({ "text": l })).collect())
 }
 
 fn read_parquet(path: &Path) -> anyhow::Result<Vec<Value>> {
@@ -260,8 +312,9 @@ pub fn sample<T: Clone>(rows: Vec<T>, sampling: Sampling, seed_be: &[u8]) -> any
 pub fn load(spec: &str, sampling: Sampling, seed_be: &[u8]) -> anyhow::Result<Vec<Value>> {
     let source = DatasetSource::parse(spec)?;
     let mut rows = Vec::new();
+    let plain = matches!(source, DatasetSource::Nltk(_));
     for f in resolve(&source, &hub_cache_dir())? {
-        rows.extend(read_rows(&f)?);
+        rows.extend(if plain { read_text_rows(&f)? } else { read_rows(&f)? });
     }
     sample(rows, sampling, seed_be)
 }

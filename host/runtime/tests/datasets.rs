@@ -84,3 +84,19 @@ fn page_sampling_takes_whole_pages_chosen_by_randint() {
     }
     assert!(datasets::sample(vec![1, 2], Sampling::Pages { pages: 1, rows_per_page: 5 }, &[]).is_err());
 }
+
+#[test]
+fn nltk_files_are_named_relative_to_nltks_data_path() {
+    assert_eq!(
+        DatasetSource::parse("nltk:corpora/words/en-basic").unwrap(),
+        DatasetSource::Nltk("corpora/words/en-basic".into())
+    );
+    for bad in ["nltk:", "nltk:/etc/passwd", "nltk:corpora/../../x"] {
+        assert!(DatasetSource::parse(bad).is_err(), "{bad}");
+    }
+    let e =
+        datasets::resolve(&DatasetSource::Nltk("corpora/none/such-file".into()), std::path::Path::new("/x"))
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("nltk:corpora/none/such-file is in none of NLTK's data directories"), "{e}");
+}

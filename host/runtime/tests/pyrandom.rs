@@ -37,6 +37,14 @@ fn matches_cpython_for_every_seed_size() {
         let mut x: Vec<u64> = (0..20).collect();
         r.shuffle(&mut x);
         assert_eq!(x, u64s(&c["shuffle20"]), "seed {hex}");
+        for case in c["sample"].as_array().unwrap() {
+            let (n, k) = (case[0].as_u64().unwrap() as usize, case[1].as_u64().unwrap() as usize);
+            let got: Vec<u64> = r.sample_indices(n, k).into_iter().map(|i| i as u64).collect();
+            assert_eq!(got, u64s(&case[2]), "seed {hex}: sample(range({n}), {k})");
+        }
+        for (n, want) in [1usize, 3, 14, 850].into_iter().zip(u64s(&c["choice"])) {
+            assert_eq!(r.choice_index(n) as u64, want, "seed {hex}: choice(range({n}))");
+        }
     }
 }
 

@@ -13,18 +13,27 @@
 //!   byte; the raw score is the chosen `metric`.
 //! - `reference_loss`: SN37's REFERENCE_LOSS: context (chat-templated) and reference tokenized
 //!   separately and concatenated; mean cross-entropy over the reference tokens, mean over samples.
+//!   Rows are two fields, or SN37's SYNTHETIC-1 or Codeforces-CoTs rows (`format`).
 //! - `multiple_choice`: SN37's MULTIPLE_CHOICE: greedy generation with a repetition penalty, the
 //!   first whole-word choice letter is the answer; the raw score is the fraction wrong.
+//! - `if_eval`: SN37's IF-eval (v1, v2): samples generated from pairs of SN1 multiple-choice
+//!   rows, rules drawn with Python's generator, responses checked rule by rule ([`ifeval`]).
+//! - `word_sorting`: SN37's generated word-sorting set, scored as `reference_loss` ([`sn37`]).
 //! - `heldout_ppl`: SN94's held-out perplexity: every token of every row scored once (rolling
 //!   windows), exp of the token-weighted mean cross-entropy.
 
+pub mod ifeval;
+pub mod sn37;
 mod tasks;
 
 use arena_plugin_api::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use tasks::{HeldoutPplParams, MultipleChoiceParams, ReferenceLossParams, TextLossParams};
+pub use tasks::{
+    HeldoutPplParams, IfEvalParams, MultipleChoiceParams, ReferenceFormat, ReferenceLossParams,
+    TextLossParams, WordSortingParams,
+};
 
 pub struct PerplexityPlugin;
 
@@ -32,6 +41,8 @@ pub const TEXT_LOSS: &str = "text_loss";
 pub const REFERENCE_LOSS: &str = "reference_loss";
 pub const MULTIPLE_CHOICE: &str = "multiple_choice";
 pub const HELDOUT_PPL: &str = "heldout_ppl";
+pub const IF_EVAL: &str = "if_eval";
+pub const WORD_SORTING: &str = "word_sorting";
 
 /// How the model is loaded and run; shared by every task kind (`params.model`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -111,6 +122,18 @@ impl Plugin for PerplexityPlugin {
                     MULTIPLE_CHOICE,
                     "Greedy answer to lettered multiple-choice prompts; raw score is the fraction wrong (SN37).",
                     schema::<MultipleChoiceParams>(),
+                ),
+                kind(
+                    IF_EVAL,
+                    "SN37's IF-eval: answers to two questions under 1-5 shared rules (word, sentence and bullet \
+                     counts, casing, commas, keywords, endings, quotes); 1 - (rules met)^2, 1 for duplicate answers.",
+                    schema::<IfEvalParams>(),
+                ),
+                kind(
+                    WORD_SORTING,
+                    "SN37's word sorting: reference loss of the sorted words after a generated challenge drawn from \
+                     a word list.",
+                    schema::<WordSortingParams>(),
                 ),
                 kind(
                     HELDOUT_PPL,

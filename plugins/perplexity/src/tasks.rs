@@ -12,7 +12,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{HELDOUT_PPL, MULTIPLE_CHOICE, ModelOptions, REFERENCE_LOSS, TEXT_LOSS};
+use crate::ifeval;
+use crate::sn37;
+use crate::{HELDOUT_PPL, IF_EVAL, MULTIPLE_CHOICE, ModelOptions, REFERENCE_LOSS, TEXT_LOSS, WORD_SORTING};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +104,48 @@ fn default_separator() -> String {
 fn default_text_field() -> String {
     "text".into()
 }
+fn default_context_field() -> String {
+    "context".into()
+}
+fn default_reference_field() -> String {
+    "reference".into()
+}
+fn default_task_types() -> Vec<String> {
+    vec!["verifiable_math".into(), "code_output_prediction".into()]
+}
+fn default_prompt_field() -> String {
+    "prompt".into()
+}
+fn default_answer_field() -> String {
+    "answer".into()
+}
+fn default_if_version() -> u8 {
+    2
+}
+fn default_if_samples() -> usize {
+    20
+}
+fn default_if_new_tokens() -> usize {
+    200
+}
+fn default_if_penalty() -> f32 {
+    1.2
+}
+fn default_challenge_field() -> String {
+    "challenge".into()
+}
+fn default_word_samples() -> usize {
+    400
+}
+fn default_min_words() -> usize {
+    2
+}
+fn default_max_words() -> usize {
+    20
+}
+fn default_min_word_length() -> usize {
+    3
+}
 fn default_true() -> bool {
     true
 }
@@ -115,13 +159,46 @@ fn default_mc_penalty() -> f32 {
     1.1
 }
 
+/// How a reference-loss sample's context and reference are read from its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceFormat {
+    /// Two string fields (`context_field`, `reference_field`).
+    #[default]
+    Fields,
+    /// SN37's PrimeIntellect/SYNTHETIC-1-SFT-Data rows: `messages` [user, assistant] and
+    /// `task_type`; the final answer (`\boxed{…}`, `{"output": …}`) re-attached to the trace.
+    #[serde(rename = "synthetic_1")]
+    Synthetic1,
+    /// SN37's open-r1/codeforces-cots rows: exactly two `messages`; the trace is the reference.
+    CodeforcesCots,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceLossParams {
+    #[serde(default)]
+    pub format: ReferenceFormat,
+    #[serde(default = "default_context_field")]
+    pub context_field: String,
+    #[serde(default = "default_reference_field")]
+    pub reference_field: String,
+    /// `synthetic_1`: the task types kept (SN37: verifiable_math and code_output_prediction).
+    #[serde(default = "default_task_types")]
+    pub task_types: Vec<String>,
+    /// Drop rows whose `len(text) // 4` per part, plus 10, exceeds this (SN37's length
+    /// estimate; Codeforces: 16384).
+    #[serde(default)]
+    pub max_sequence_length: Option<usize>,
+    /// Keep this many of the parsed rows: Python's `random.sample` of their indices, seeded by
+    /// the task's seed (SN37: 120 of SYNTHETIC-1's 150).
+    #[serde(default)]
+    pub target_size: Option<usize>,
     /// Render the context as a user message with the model's chat template (generation prompt on).
     #[serde(default = "default_true")]
     pub chat_template: bool,
-    /// A system message before the user message.
+    /// A system message before the user message (default: SN37's reasoning prompt for the
+    /// `synthetic_1` and `codeforces_cots` formats, none otherwise).
     #[serde(default)]
     pub system_prompt: Option<String>,
     /// Whether the tokenizer adds special tokens to the (rendered) context.
@@ -140,6 +217,13 @@ pub struct ReferenceLossParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MultipleChoiceParams {
+    /// The sample field holding the prompt (SN37's macrobench rows: `challenge`).
+    #[serde(default = "default_prompt_field")]
+    pub prompt_field: String,
+    /// The sample field holding the right label (macrobench: `reference`). Rows whose label is
+    /// not one of `choices` are skipped, as SN37 skips them.
+    #[serde(default = "default_answer_field")]
+    pub answer_field: String,
     /// The answer labels; the first whole word of the response that is one of them is the answer.
     #[serde(default = "default_choices")]
     pub choices: Vec<String>,
@@ -155,6 +239,68 @@ pub struct MultipleChoiceParams {
     /// Total length limit (prompt, cut from the left, plus new tokens).
     #[serde(default)]
     pub sequence_length: Option<usize>,
+    #[serde(default)]
+    pub model: ModelOptions,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IfEvalParams {
+    /// SN37's IF-eval version: 1 (7 rules, 1–4 per sample) or 2 (13 rules, 2–5 per sample).
+    #[serde(default = "default_if_version")]
+    pub version: u8,
+    /// At most this many samples, each from two consecutive usable rows (SN37: 20, from 40 rows).
+    #[serde(default = "default_if_samples")]
+    pub max_samples: usize,
+    /// Override the version's rule counts.
+    #[serde(default)]
+    pub min_rules: Option<usize>,
+    #[serde(default)]
+    pub max_rules: Option<usize>,
+    #[serde(default = "default_if_new_tokens")]
+    pub max_new_tokens: usize,
+    #[serde(default = "default_if_penalty")]
+    pub repetition_penalty: f32,
+    /// The fields of an SN1 multiple-choice row: the challenge and its right letter.
+    #[serde(default = "default_challenge_field")]
+    pub challenge_field: String,
+    #[serde(default = "default_reference_field")]
+    pub answer_field: String,
+    #[serde(default = "default_true")]
+    pub chat_template: bool,
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Total length limit (prompt, cut from the left, plus new tokens).
+    #[serde(default)]
+    pub sequence_length: Option<usize>,
+    /// NLTK's `averaged_perceptron_tagger_eng` folder, for the keyword rules (default: NLTK's
+    /// data path: `$NLTK_DATA`, `~/nltk_data`, `/usr/share/nltk_data`, …).
+    #[serde(default)]
+    pub tagger: Option<String>,
+    #[serde(default)]
+    pub model: ModelOptions,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WordSortingParams {
+    /// Challenges generated (SN37: 400).
+    #[serde(default = "default_word_samples")]
+    pub samples: usize,
+    #[serde(default = "default_min_words")]
+    pub min_words: usize,
+    #[serde(default = "default_max_words")]
+    pub max_words: usize,
+    /// Corpus words shorter than this are not used (SN37: 3).
+    #[serde(default = "default_min_word_length")]
+    pub min_word_length: usize,
+    /// The sample field holding one corpus word (a `.txt` word list gives `text`).
+    #[serde(default = "default_text_field")]
+    pub word_field: String,
+    /// Cut the templated challenge from the left to at most this many tokens (SN37: the
+    /// sequence length).
+    #[serde(default)]
+    pub max_context_tokens: Option<usize>,
     #[serde(default)]
     pub model: ModelOptions,
 }
@@ -178,6 +324,8 @@ enum Kind {
     Reference(ReferenceLossParams),
     Choice(MultipleChoiceParams),
     Heldout(HeldoutPplParams),
+    IfEval(IfEvalParams),
+    WordSorting(WordSortingParams),
 }
 
 impl Kind {
@@ -187,6 +335,8 @@ impl Kind {
             Kind::Reference(p) => &p.model,
             Kind::Choice(p) => &p.model,
             Kind::Heldout(p) => &p.model,
+            Kind::IfEval(p) => &p.model,
+            Kind::WordSorting(p) => &p.model,
         }
     }
 }
@@ -197,6 +347,8 @@ pub(crate) fn create(spec: TaskSpec) -> Result<Box<dyn EvalTask>, PluginError> {
         REFERENCE_LOSS => Kind::Reference(parse_params(&spec.params)?),
         MULTIPLE_CHOICE => Kind::Choice(parse_params(&spec.params)?),
         HELDOUT_PPL => Kind::Heldout(parse_params(&spec.params)?),
+        IF_EVAL => Kind::IfEval(parse_params(&spec.params)?),
+        WORD_SORTING => Kind::WordSorting(parse_params(&spec.params)?),
         other => return Err(PluginError::invalid_parameters(format!("unknown task kind `{other}`"))),
     };
     let bad = |m: &str| Err(PluginError::invalid_parameters(m.to_string()));
@@ -244,9 +396,51 @@ pub(crate) fn create(spec: TaskSpec) -> Result<Box<dyn EvalTask>, PluginError> {
                 return bad("sequence_length: must be at least 2");
             }
         }
-        Kind::Reference(_) => {}
+        Kind::Reference(p) => {
+            if p.target_size == Some(0) {
+                return bad("target_size: must be at least 1");
+            }
+            if p.format == ReferenceFormat::Synthetic1 && p.task_types.is_empty() {
+                return bad("task_types: needs at least one task type");
+            }
+        }
+        Kind::IfEval(p) => {
+            let Some((lo, hi)) = ifeval::rule_counts(p.version) else {
+                return bad("version: SN37's IF-eval has versions 1 and 2");
+            };
+            let (lo, hi) = (p.min_rules.unwrap_or(lo), p.max_rules.unwrap_or(hi));
+            let available = if p.version >= 2 { 13 } else { 7 };
+            if lo == 0 || lo > hi || hi > available {
+                return bad(&format!(
+                    "min_rules/max_rules: need 1 <= min <= max <= {available} (version {})",
+                    p.version
+                ));
+            }
+            if p.max_samples == 0 || p.max_new_tokens == 0 {
+                return bad("max_samples and max_new_tokens: must be at least 1");
+            }
+            if p.repetition_penalty.is_nan() || p.repetition_penalty <= 0.0 {
+                return bad("repetition_penalty: must be positive");
+            }
+        }
+        Kind::WordSorting(p) => {
+            if p.samples == 0 || p.min_words == 0 || p.min_words > p.max_words {
+                return bad(
+                    "samples, min_words, max_words: need samples >= 1 and 1 <= min_words <= max_words",
+                );
+            }
+        }
     }
     Ok(Box::new(LmTask { kind, device: spec.device, seed: spec.seed }))
+}
+
+/// How a reference-loss context is rendered and tokenized.
+struct ContextOptions<'a> {
+    chat_template: bool,
+    system: Option<&'a str>,
+    context_special_tokens: bool,
+    reference_special_tokens: bool,
+    max_context_tokens: Option<usize>,
 }
 
 struct LmTask {
@@ -531,6 +725,37 @@ impl LmTask {
         })
     }
 
+    /// The (context, reference) pairs of a reference-loss task, read in its format.
+    fn reference_pairs(
+        &self,
+        p: &ReferenceLossParams,
+        req: &EvalRequest,
+    ) -> Result<Vec<(String, String)>, PluginError> {
+        let mut pairs = Vec::with_capacity(req.samples.len());
+        for (i, s) in req.samples.iter().enumerate() {
+            let pair = match p.format {
+                ReferenceFormat::Fields => Some((
+                    text_of(s, &p.context_field, i)?.to_string(),
+                    text_of(s, &p.reference_field, i)?.to_string(),
+                )),
+                ReferenceFormat::Synthetic1 => sn37::synthetic_1(&s.data, &p.task_types),
+                ReferenceFormat::CodeforcesCots => sn37::codeforces(&s.data),
+            };
+            if let Some((c, r)) = pair
+                && p.max_sequence_length.is_none_or(|max| sn37::fits(&[&c, &r], max))
+            {
+                pairs.push((c, r));
+            }
+        }
+        if let Some(n) = p.target_size
+            && pairs.len() > n
+        {
+            let keep = arena_plugin_api::pyrandom::PyRandom::new(self.seed).sample_indices(pairs.len(), n);
+            pairs = keep.into_iter().map(|i| pairs[i].clone()).collect();
+        }
+        Ok(pairs)
+    }
+
     fn reference_loss(
         &self,
         p: &ReferenceLossParams,
@@ -538,22 +763,69 @@ impl LmTask {
         req: &EvalRequest,
         progress: &dyn Progress,
     ) -> Result<EvalOutput, PluginError> {
-        let mut windows = Vec::with_capacity(req.samples.len());
-        for (i, s) in req.samples.iter().enumerate() {
-            let context = text_of(s, "context", i)?;
-            let reference = text_of(s, "reference", i)?;
-            let ctx_text = if p.chat_template {
-                r.render(p.system_prompt.as_deref(), context)?
-            } else {
-                context.to_string()
-            };
-            let mut ctx = r.encode(&ctx_text, p.context_special_tokens)?;
-            if let Some(max) = p.max_context_tokens
+        let pairs = self.reference_pairs(p, req)?;
+        let system = p.system_prompt.as_deref().or(match p.format {
+            ReferenceFormat::Fields => None,
+            _ => Some(sn37::REASONING_SYSTEM_PROMPT),
+        });
+        let opts = ContextOptions {
+            chat_template: p.chat_template,
+            system,
+            context_special_tokens: p.context_special_tokens,
+            reference_special_tokens: p.reference_special_tokens,
+            max_context_tokens: p.max_context_tokens,
+        };
+        let mut out = self.reference_output(r, &pairs, &opts, progress)?;
+        out.metrics.insert("rows".into(), req.samples.len() as f64);
+        Ok(out)
+    }
+
+    fn word_sorting(
+        &self,
+        p: &WordSortingParams,
+        r: &Ready,
+        req: &EvalRequest,
+        progress: &dyn Progress,
+    ) -> Result<EvalOutput, PluginError> {
+        let corpus: Vec<&str> = req
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| text_of(s, &p.word_field, i))
+            .collect::<Result<_, _>>()?;
+        let mut rng = arena_plugin_api::pyrandom::PyRandom::new(self.seed);
+        let pairs =
+            sn37::word_sorting(&corpus, p.min_word_length, (p.min_words, p.max_words), p.samples, &mut rng)
+                .map_err(PluginError::invalid_parameters)?;
+        let opts = ContextOptions {
+            chat_template: true,
+            system: None,
+            context_special_tokens: false,
+            reference_special_tokens: true,
+            max_context_tokens: p.max_context_tokens,
+        };
+        self.reference_output(r, &pairs, &opts, progress)
+    }
+
+    /// SN37's REFERENCE_LOSS over (context, reference) pairs: mean cross-entropy over each
+    /// reference's tokens after its context, mean over pairs.
+    fn reference_output(
+        &self,
+        r: &Ready,
+        pairs: &[(String, String)],
+        o: &ContextOptions,
+        progress: &dyn Progress,
+    ) -> Result<EvalOutput, PluginError> {
+        let mut windows = Vec::with_capacity(pairs.len());
+        for (i, (context, reference)) in pairs.iter().enumerate() {
+            let ctx_text = if o.chat_template { r.render(o.system, context)? } else { context.clone() };
+            let mut ctx = r.encode(&ctx_text, o.context_special_tokens)?;
+            if let Some(max) = o.max_context_tokens
                 && ctx.len() > max
             {
                 ctx.drain(..ctx.len() - max);
             }
-            let refs = r.encode(reference, p.reference_special_tokens)?;
+            let refs = r.encode(reference, o.reference_special_tokens)?;
             if ctx.is_empty() || refs.is_empty() {
                 return Err(PluginError::invalid_parameters(format!(
                     "sample {i}: empty context or reference"
@@ -585,9 +857,128 @@ impl LmTask {
                 ("nll_sum".to_string(), nll_sum),
                 ("tokens".to_string(), tokens as f64),
                 ("perplexity".to_string(), (nll_sum / tokens.max(1) as f64).exp()),
+                ("samples".to_string(), pairs.len() as f64),
             ]),
             per_sample,
             details: Value::Null,
+        })
+    }
+
+    /// A greedy response to one prompt (chat-templated when asked), decoded without specials.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &self,
+        r: &Ready,
+        prompt: &str,
+        chat_template: bool,
+        system: Option<&str>,
+        sequence_length: Option<usize>,
+        max_new_tokens: usize,
+        repetition_penalty: f32,
+    ) -> Result<Result<String, String>, PluginError> {
+        let text = if chat_template { r.render(system, prompt)? } else { prompt.to_string() };
+        let mut ids = r.encode(&text, !chat_template)?;
+        if let Some(max) = sequence_length {
+            let keep = max.saturating_sub(1).max(1);
+            if ids.len() > keep {
+                ids.drain(..ids.len() - keep);
+            }
+        }
+        let cfg = GenerationConfig {
+            max_new_tokens,
+            repetition_penalty,
+            stop_tokens: r.cfg().eos_token_ids.clone(),
+            max_length: sequence_length,
+            seed: self.seed,
+            ..Default::default()
+        };
+        // A failed generation is the sample's failure, not the task's.
+        Ok(match generate(&r.lm.model, &ids, &cfg) {
+            Ok(new) => Ok(r.lm.tokenizer.decode(&new, true).unwrap_or_default()),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    fn if_eval(
+        &self,
+        p: &IfEvalParams,
+        r: &Ready,
+        req: &EvalRequest,
+        progress: &dyn Progress,
+    ) -> Result<EvalOutput, PluginError> {
+        let rows: Vec<(String, String)> = req
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok((
+                    text_of(s, &p.challenge_field, i)?.to_string(),
+                    text_of(s, &p.answer_field, i)?.to_string(),
+                ))
+            })
+            .collect::<Result<_, PluginError>>()?;
+        let pairs = ifeval::usable_pairs(&rows);
+        let dir = match &p.tagger {
+            Some(d) => Some(std::path::PathBuf::from(d)),
+            None => ifeval::tagger::find_nltk_data_dir(),
+        };
+        let dir = dir.ok_or_else(|| {
+            PluginError::internal(
+                "the keyword rules need NLTK's averaged_perceptron_tagger_eng (python3 -m nltk.downloader \
+                 averaged_perceptron_tagger_eng, or params.tagger = its folder)",
+            )
+        })?;
+        let tagger = ifeval::tagger::PerceptronTagger::load(&dir)
+            .map_err(|e| PluginError::internal(format!("NLTK tagger {}: {e}", dir.display())))?;
+        let tag = |words: &[String]| tagger.tag(&words.iter().map(String::as_str).collect::<Vec<_>>());
+        let (lo, hi) = ifeval::rule_counts(p.version).unwrap_or((2, 5));
+        let counts = (p.min_rules.unwrap_or(lo), p.max_rules.unwrap_or(hi));
+        let mut rng = arena_plugin_api::pyrandom::PyRandom::new(self.seed);
+        let samples = ifeval::generate(&pairs, p.max_samples, p.version, counts, &tag, &mut rng);
+        if samples.is_empty() {
+            return Err(PluginError::invalid_parameters(format!(
+                "{} rows give {} usable questions: IF-eval needs at least 2",
+                rows.len(),
+                pairs.len()
+            )));
+        }
+        let mut responses = Vec::with_capacity(samples.len());
+        let mut texts = Vec::with_capacity(samples.len());
+        for (i, s) in samples.iter().enumerate() {
+            if progress.is_cancelled() {
+                return Err(PluginError::cancelled());
+            }
+            let mut two = Vec::with_capacity(2);
+            for prompt in &s.prompts {
+                two.push(self.respond(
+                    r,
+                    prompt,
+                    p.chat_template,
+                    p.system_prompt.as_deref(),
+                    p.sequence_length,
+                    p.max_new_tokens,
+                    p.repetition_penalty,
+                )?);
+            }
+            let ok: Result<Vec<String>, String> = two.into_iter().collect();
+            texts.push(match &ok {
+                Ok(v) => json!(v),
+                Err(e) => json!({ "error": e }),
+            });
+            responses.push(ok.ok().map(|v| [v[0].clone(), v[1].clone()]));
+            progress.report(i as u64 + 1, samples.len() as u64, "answering");
+        }
+        let scored = ifeval::score(&samples, &responses);
+        Ok(EvalOutput {
+            raw_score: scored.score,
+            metrics: BTreeMap::from([
+                ("if_eval".to_string(), scored.score),
+                ("rules_met".to_string(), scored.rules_met),
+                ("duplicates".to_string(), scored.duplicates as f64),
+                ("samples".to_string(), samples.len() as f64),
+            ]),
+            per_sample: scored.per_sample,
+            details: json!({ "samples": samples, "responses": texts }),
         })
     }
 
@@ -600,38 +991,30 @@ impl LmTask {
     ) -> Result<EvalOutput, PluginError> {
         let non_word = regex::Regex::new(r"\W").map_err(|e| PluginError::internal(e.to_string()))?;
         let mut per_sample = Vec::with_capacity(req.samples.len());
-        let mut answered = 0usize;
+        let (mut answered, mut skipped) = (0usize, 0usize);
         let mut responses = Vec::new();
         for (i, s) in req.samples.iter().enumerate() {
             if progress.is_cancelled() {
                 return Err(PluginError::cancelled());
             }
-            let prompt = text_of(s, "prompt", i)?;
-            let answer = text_of(s, "answer", i)?;
-            let text = if p.chat_template {
-                r.render(p.system_prompt.as_deref(), prompt)?
-            } else {
-                prompt.to_string()
-            };
-            let mut ids = r.encode(&text, !p.chat_template)?;
-            if let Some(max) = p.sequence_length {
-                let keep = max.saturating_sub(1).max(1);
-                if ids.len() > keep {
-                    ids.drain(..ids.len() - keep);
-                }
+            let prompt = text_of(s, &p.prompt_field, i)?;
+            let answer = text_of(s, &p.answer_field, i)?;
+            if !p.choices.iter().any(|c| c == answer) {
+                skipped += 1;
+                continue;
             }
-            let cfg = GenerationConfig {
-                max_new_tokens: p.max_new_tokens,
-                repetition_penalty: p.repetition_penalty,
-                stop_tokens: r.cfg().eos_token_ids.clone(),
-                max_length: p.sequence_length,
-                seed: self.seed,
-                ..Default::default()
-            };
+            let got = self.respond(
+                r,
+                prompt,
+                p.chat_template,
+                p.system_prompt.as_deref(),
+                p.sequence_length,
+                p.max_new_tokens,
+                p.repetition_penalty,
+            )?;
             // A failure on one sample counts it wrong, as the reference does.
-            let (wrong, response) = match generate(&r.lm.model, &ids, &cfg) {
-                Ok(new) => {
-                    let response = r.lm.tokenizer.decode(&new, true).unwrap_or_default();
+            let (wrong, response) = match got {
+                Ok(response) => {
                     let cleaned = non_word.replace_all(&response, " ");
                     let first = cleaned.split_whitespace().find(|w| p.choices.iter().any(|c| c == w));
                     answered += usize::from(first.is_some());
@@ -644,7 +1027,9 @@ impl LmTask {
             progress.report(i as u64 + 1, req.samples.len() as u64, "answering");
         }
         if per_sample.is_empty() {
-            return Err(PluginError::invalid_parameters("no samples"));
+            return Err(PluginError::invalid_parameters(format!(
+                "no samples with a label among the choices ({skipped} skipped)"
+            )));
         }
         let n = per_sample.len() as f64;
         let wrong = per_sample.iter().sum::<f64>() / n;
@@ -654,6 +1039,7 @@ impl LmTask {
                 ("fraction_wrong".to_string(), wrong),
                 ("accuracy".to_string(), 1.0 - wrong),
                 ("answered".to_string(), answered as f64 / n),
+                ("skipped".to_string(), skipped as f64),
             ]),
             per_sample,
             details: json!({ "responses": responses }),
@@ -759,6 +1145,8 @@ impl EvalTask for LmTask {
             Kind::Reference(p) => self.reference_loss(p, &ready, req, progress),
             Kind::Choice(p) => self.multiple_choice(p, &ready, req, progress),
             Kind::Heldout(p) => self.heldout_ppl(p, &ready, req, progress),
+            Kind::IfEval(p) => self.if_eval(p, &ready, req, progress),
+            Kind::WordSorting(p) => self.word_sorting(p, &ready, req, progress),
         }
     }
 }

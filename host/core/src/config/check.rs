@@ -578,9 +578,6 @@ pub fn check_validator(
     if v.wallet.hotkey.trim().is_empty() {
         err(ERROR, "wallet.hotkey", "the hotkey name is empty".into(), None);
     }
-    if v.store.trim().is_empty() {
-        err(ERROR, "store", "the store is empty".into(), Some("a SQLite path, or a postgres:// URL".into()));
-    }
     for (i, d) in v.devices.iter().enumerate() {
         if let Err(e) = d.parse::<Device>() {
             err(ERROR, &format!("devices[{i}]"), e.to_string(), Some("cpu, cuda, cuda:N or wgpu".into()));

@@ -443,8 +443,6 @@ pub struct ValidatorConfig {
     /// Plugin directories, relative to this file.
     #[serde(default)]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Where state is kept: a path (SQLite) or a `postgres://` URL.
-    pub store: String,
     /// Emission shares this validator gives to the competitions it funds, by competition id.
     /// Competitions not listed get nothing; shares are renormalized over the active ones.
     pub funding: BTreeMap<String, f64>,

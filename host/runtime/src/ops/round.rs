@@ -69,6 +69,28 @@ fn tokenizer_overlay(dir: &Path, tokenizer: &Path, into: &Path) -> anyhow::Resul
     Ok(into.to_path_buf())
 }
 
+/// A submission that carries its chain commitment (`--chain` rounds put it in the metadata) is
+/// checked against its hotkey and, for the taoverse formats, against the directory hash of the
+/// files evaluated, as taoverse's validators check it: a model that is not the one committed,
+/// or a commitment copied from another hotkey, is refused.
+fn commitment_violation(
+    comp: &Competition,
+    s: &arena_core::round::SubmissionEntry,
+    path: &Path,
+) -> Option<String> {
+    use arena_core::commitment::{self, Format, ModelCommitment};
+    let c: ModelCommitment = serde_json::from_value(s.metadata.clone()?).ok()?;
+    let format = comp.commitment.format;
+    let hash = match format {
+        Format::Taoverse | Format::TaoverseLegacy => match inputs::directory_hash(path) {
+            Ok(h) => Some(h),
+            Err(e) => return Some(format!("commitment: cannot hash the model: {e:#}")),
+        },
+        Format::Dippy => None,
+    };
+    commitment::verify(format, &c, &s.hotkey, hash.as_deref()).err().map(|e| format!("commitment: {e:#}"))
+}
+
 /// Resolves the round's submissions (paths relative to `base`), plugins, samples and
 /// constraint checks. Errors name the submission or task they are about.
 pub fn prepare(
@@ -113,9 +135,11 @@ pub fn prepare(
             Submission { id, path, metadata: s.metadata.clone().unwrap_or_default() }
         };
         let comp = comps.iter().find(|c| c.id == s.competition).expect("validated submissions");
-        let why = evaluated
-            .contains(&i)
-            .then(|| model::submission_violations(&sub.path, &sub.metadata, &comp.constraints));
+        let why = evaluated.contains(&i).then(|| {
+            let mut v = model::submission_violations(&sub.path, &sub.metadata, &comp.constraints);
+            v.extend(commitment_violation(comp, s, &sub.path));
+            v
+        });
         let why = why.filter(|v| !v.is_empty()).map(|v| v.join("; "));
         let sub = match (tokenizers.get(comp.id.as_str()), &overlays, &why) {
             (Some(tok), Some(root), None) => {
