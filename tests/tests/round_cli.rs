@@ -307,15 +307,24 @@ fn a_round_from_chain_commitments_sets_the_reports_weights() {
     let sent = paid(&v);
     assert!(!sent.is_empty());
 
+    // The validator's configuration gives the netuid and the wallet (the chain flag wins over
+    // its network).
+    let config = d.join("validator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "netuid = 1\nnetwork = \"local\"\ncompetitions = [\"{}\"]\n\n[wallet]\nname = \"validator\"\nhotkey = \"default\"\n\n[funding]\nchaos = 1.0\n",
+            comp.display()
+        ),
+    )
+    .unwrap();
     let out = run(&[
         "chain",
         "set-weights",
         "--chain",
         chain.to_str().unwrap(),
-        "--netuid",
-        "1",
-        "--wallet",
-        "validator",
+        "--config",
+        config.to_str().unwrap(),
         "--report",
         report.to_str().unwrap(),
         "--journal",

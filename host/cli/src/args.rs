@@ -62,12 +62,12 @@ fn tokio_runtime() -> Result<tokio::runtime::Handle> {
 
 #[derive(Args)]
 pub struct WalletArgs {
-    /// Wallet name (a directory under --wallet-path).
-    #[arg(long, default_value = "default")]
-    pub wallet: String,
-    /// Hotkey name (a file under WALLET/hotkeys).
-    #[arg(long, default_value = "default")]
-    pub hotkey: String,
+    /// Wallet name (a directory under --wallet-path) [default: default].
+    #[arg(long, value_name = "NAME")]
+    pub wallet: Option<String>,
+    /// Hotkey name (a file under WALLET/hotkeys) [default: default].
+    #[arg(long, value_name = "NAME")]
+    pub hotkey: Option<String>,
     /// Wallets directory [default: $BT_WALLET_PATH or ~/.bittensor/wallets].
     #[arg(long, value_name = "DIR")]
     pub wallet_path: Option<PathBuf>,
@@ -75,8 +75,28 @@ pub struct WalletArgs {
 
 impl WalletArgs {
     pub fn wallet(&self) -> Wallet {
-        Wallet::new(self.wallet_path.clone(), &self.wallet, &self.hotkey)
+        Wallet::new(
+            self.wallet_path.clone(),
+            self.wallet.as_deref().unwrap_or("default"),
+            self.hotkey.as_deref().unwrap_or("default"),
+        )
     }
+
+    /// The wallet these flags name, each flag not given taken from a validator configuration.
+    pub fn or_config(&self, c: &arena_core::config::Wallet) -> Wallet {
+        Wallet::new(
+            self.wallet_path.clone().or_else(|| c.path.clone()),
+            self.wallet.as_deref().unwrap_or(&c.name),
+            self.hotkey.as_deref().unwrap_or(&c.hotkey),
+        )
+    }
+}
+
+/// A validator configuration, checked as `arena check` checks it.
+pub fn load_validator(path: &Path) -> Result<arena_core::config::ValidatorConfig> {
+    let parsed = arena_runtime::checker::load::<arena_core::config::ValidatorConfig>(path)
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    Ok(parsed.value)
 }
 
 pub fn table(header: Vec<&str>) -> Table {

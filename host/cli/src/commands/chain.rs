@@ -58,12 +58,21 @@ pub enum ChainCommand {
 
 #[derive(Args)]
 pub struct SetWeightsArgs {
-    #[command(flatten)]
-    chain: ChainArg,
+    /// A subtensor node: finney, test, local (ws://127.0.0.1:9944) or a ws:// / wss:// URL
+    /// [default: the --config's network].
+    #[arg(long, value_name = "NETWORK", conflicts_with = "chain")]
+    network: Option<String>,
+    /// The embedded chain: a chain-state file made by `arena chain local new`.
+    #[arg(long, value_name = "STATE.json")]
+    chain: Option<PathBuf>,
     #[command(flatten)]
     wallet: WalletArgs,
+    /// The subnet [default: the --config's netuid].
     #[arg(long)]
-    netuid: u16,
+    netuid: Option<u16>,
+    /// A validator configuration: the network, netuid and wallet when not given as flags.
+    #[arg(long, value_name = "VALIDATOR.toml")]
+    config: Option<PathBuf>,
     /// Float weights `UID=W,UID=W,…`, converted to u16 as the bittensor SDK does.
     #[arg(long, value_name = "UID=W,…", required_unless_present = "report", conflicts_with = "report")]
     weights: Option<String>,
@@ -239,12 +248,22 @@ pub fn exec(cmd: ChainCommand) -> Result<ExitCode> {
                 }
                 (None, None) => bail!("pass --weights or --report"),
             };
-            let signer = a.wallet.wallet().hotkey()?;
-            let mut c = a.chain.open()?;
+            let config = a.config.as_deref().map(crate::args::load_validator).transpose()?;
+            let wallet = match &config {
+                Some(v) => a.wallet.or_config(&v.wallet),
+                None => a.wallet.wallet(),
+            };
+            let netuid = a.netuid.or(config.as_ref().map(|v| v.netuid)).context("--netuid: which subnet")?;
+            let network = match (&a.chain, &a.network, &config) {
+                (None, None, Some(v)) => Some(v.network.clone()),
+                _ => a.network.clone(),
+            };
+            let signer = wallet.hotkey()?;
+            let mut c = ChainArg { chain: a.chain.clone(), network }.open()?;
             let mut emitter = Emitter {
                 chain: c.as_mut(),
                 signer: &signer,
-                netuid: a.netuid,
+                netuid,
                 journal: a.journal.clone(),
                 retry: Retry::default(),
             };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use arena_chain::Chain;
 use arena_core::commitment;
-use arena_core::config::{Competition, ValidatorConfig};
+use arena_core::config::Competition;
 use arena_core::dryrun::State;
 use arena_core::round::{self, Outcome, SubmissionEntry, SubmissionsFile};
 use arena_plugin_api::Device;
@@ -19,8 +19,7 @@ use arena_runtime::{checker, plugins};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::args::ChainArg;
-use crate::args::PluginDirs;
+use crate::args::{ChainArg, PluginDirs, load_validator};
 
 #[derive(Args)]
 pub struct RoundArgs {
@@ -29,7 +28,8 @@ pub struct RoundArgs {
     competitions: Vec<PathBuf>,
     /// The round's submissions: {"block", "registered", "submissions": [{"uid", "hotkey",
     /// "block", "competition", "path" | "repo" + "revision", "metadata"}]}, or a bare array of
-    /// submissions. Paths are relative to the file. Default: the chain's commitments.
+    /// submissions. Paths are relative to the file. Default: the chain's commitments (--chain,
+    /// --network, else the --config's network).
     #[arg(long, value_name = "SUBMISSIONS.json")]
     submissions: Option<PathBuf>,
     /// Read the submissions (miners' commitments), the block and the block hashes from the
@@ -48,7 +48,8 @@ pub struct RoundArgs {
     /// The hash of the sync block of competitions seeded by block hash (default: the chain's).
     #[arg(long, value_name = "HEX")]
     block_hash: Option<String>,
-    /// A validator configuration: [funding] shares, devices and plugin directories.
+    /// A validator configuration: [funding] shares, devices, plugin directories, the netuid, and
+    /// the network the submissions come from when no other source is given.
     #[arg(long, value_name = "VALIDATOR.toml")]
     config: Option<PathBuf>,
     /// EMA state carried between rounds: read if it exists, then written back.
@@ -111,7 +112,12 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
         bail!("--timeout must be a positive number of seconds");
     }
 
-    let chain = match (&args.chain, &args.network) {
+    // Without a source on the command line, the validator configuration's network.
+    let network = match (&args.submissions, &args.chain, &args.network, &validator) {
+        (None, None, None, Some(v)) => Some(v.network.clone()),
+        _ => args.network.clone(),
+    };
+    let chain = match (&args.chain, &network) {
         (None, None) => None,
         (chain, network) => Some(ChainArg { chain: chain.clone(), network: network.clone() }.open()?),
     };
@@ -194,11 +200,6 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
         println!("digest {}", report.digest);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn load_validator(path: &Path) -> anyhow::Result<ValidatorConfig> {
-    let parsed = arena_runtime::checker::load::<ValidatorConfig>(path).map_err(|d| anyhow::anyhow!("{d}"))?;
-    Ok(parsed.value)
 }
 
 /// Reads SUBMISSIONS.json; errors name the file and the field.
