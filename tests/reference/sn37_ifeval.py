@@ -22,6 +22,9 @@ ROOT = os.path.join(HERE, "..", "..")
 OUT = os.path.join(ROOT, "tests", "golden", "sn37_ifeval.json")
 os.environ["NLTK_DATA"] = os.path.join(ROOT, "tests", "fixtures", "nltk_data")
 
+# SN37's validators run CPython 3.9-3.11, whose sum() adds floats left to right (3.12 compensates).
+assert sys.version_info < (3, 12), "run with CPython 3.11 or older: sum() changed in 3.12"
+
 import nltk  # noqa: E402
 from nltk.tokenize.punkt import PunktSentenceTokenizer  # noqa: E402
 
@@ -145,7 +148,8 @@ def rule_line(rule, i):
     if name == "keyword_forbidden":
         return f'The word "{rule["keywords"][i]}" must not be included in the response.'
     if name == "bullet_count_frequency":
-        return f"The response must contain exactly {s(rule['count'], chr(39) + '*' + chr(39) + ' bullet point', chr(39) + '*' + chr(39) + ' bullet points')} in markdown format."
+        bullet = "bullet point" if rule["count"] == 1 else "bullet points"
+        return f"The response must contain exactly {rule['count']} '*' {bullet} in markdown format."
     if name == "ends_with":
         return f'End your response with the exact phrase "{rule["phrase"]}"'
     if name == "quotation":
@@ -242,11 +246,115 @@ def if_eval_score(samples, responses):
             ok = sum(1 for r in smp["rules"] if follows(r, text, i))
             scores += [1 - (ok / n) ** 2] * n
     if dup > len(samples) * 0.1:
-        return 1.0
-    total = 0.0
-    for x in scores:  # left to right, as CPython < 3.12's sum()
-        total += x
-    return total / len(scores) if scores else 1.0
+        return 1
+    return sum(scores) / len(scores) if scores else 1
+
+
+# ---- reasoning datasets (Synthetic1SFTLoader, CodeforcesCOTSLoader) ------------------------
+
+
+def tokens_estimate(*parts):
+    return sum(len(p) // 4 if p else 0 for p in parts) + 10
+
+
+def synthetic_pairs(rows, max_len=None, target_size=None, kept=("verifiable_math", "code_output_prediction")):
+    import re
+    buffer = [r for r in rows if r.get("task_type", "unknown") in kept]
+    questions, traces, answers, types = [], [], [], []
+    for row in buffer:
+        try:
+            msgs = row.get("messages", "")
+            q, a = msgs[0]["content"], msgs[1]["content"]
+            tt = row.get("task_type", "unknown")
+            if tt == "verifiable_math":
+                found = re.findall(r"\\boxed\{(.*?)\}", a)
+                ans = found[-1] if found else ""
+                if found and ans:
+                    at = a.rfind(f"\\boxed{{{ans}}}")
+                    trace = a[:at].strip() if at > -1 else a
+                else:
+                    trace = a
+            else:
+                found = re.findall(r'{"output": "(.*?)"}', a)
+                ans = found[-1] if found else ""
+                trace = a.replace(f'{{"output": "{ans}"}}', "", 1) if found and ans else a
+            if max_len is not None and tokens_estimate(q, trace, ans) > max_len:
+                continue
+            questions.append(q)
+            traces.append(trace)
+            answers.append(ans)
+            types.append(tt)
+            if target_size is not None and len(questions) >= target_size:
+                break
+        except Exception:
+            continue
+    out = []
+    for q, t, a, tt in zip(questions, traces, answers, types):
+        if tt == "verifiable_math":
+            out.append([q, t.strip() + " \\boxed{" + a + "}"])
+        else:
+            out.append([q, t.strip() + ' {"output": "' + a + '"}'])
+    return out
+
+
+def codeforces_pairs(rows, max_len=16384):
+    out = []
+    for row in rows:
+        try:
+            msgs = row.get("messages", [])
+            if len(msgs) != 2:
+                continue
+            q, t = msgs[0]["content"], msgs[1]["content"]
+            if max_len is not None and tokens_estimate(q, t) > max_len:
+                continue
+            out.append([q, t.strip()])
+        except Exception:
+            continue
+    return out
+
+
+def gen_reasoning(rng):
+    def msg(q, a):
+        return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+
+    synthetic = []
+    for i in range(60):
+        kind = rng.choice(["verifiable_math", "code_output_prediction", "code_generation", None])
+        body = gen_sentence(rng, rng.randint(2, 40))
+        if kind == "verifiable_math":
+            a = rng.choice([
+                f"<think>{body}</think> so \\boxed{{{i}}}",
+                f"  {body} \\boxed{{1}} then \\boxed{{{i}}} ",
+                f"{body} no box",
+                f"{body} \\boxed{{}} empty",
+            ])
+        else:
+            a = rng.choice([
+                f'<think>{body}</think> {{"output": "{i}"}}',
+                f'{{"output": "{i}"}} {body} {{"output": "{i}"}}',
+                f"{body} no output",
+            ])
+        row = {"response_id": f"r{i}", "problem_id": f"p{i}", "score": 1, "messages": msg(gen_sentence(rng, 6), a)}
+        if kind is not None:
+            row["task_type"] = kind
+        if rng.random() < 0.05:
+            row["messages"] = row["messages"][:1]
+        synthetic.append(row)
+    codeforces = []
+    for i in range(40):
+        m = msg(gen_sentence(rng, rng.randint(3, 30)), "  " + gen_sentence(rng, rng.randint(0, 60)) + " \n")
+        if rng.random() < 0.15:
+            m.append({"role": "user", "content": "again"})
+        codeforces.append({"id": f"cf{i}", "contest_type": "div2", "messages": m})
+    return {
+        "synthetic_rows": synthetic,
+        "synthetic": [
+            {"max_tokens": mx, "target_size": ts, "pairs": synthetic_pairs(synthetic, mx, ts)}
+            for mx, ts in [(None, None), (None, 12), (40, None), (60, 20)]
+        ],
+        "codeforces_rows": codeforces,
+        "codeforces": [{"max_tokens": mx, "pairs": codeforces_pairs(codeforces, mx)} for mx in [16384, 50, 70]],
+    }
 
 
 # ---- generated inputs ----------------------------------------------------------------------
@@ -333,6 +441,7 @@ def vectors():
         })
         # The bits too: a JSON float parser need not round correctly.
         out["if_eval"][-1]["score_bits"] = struct.unpack("<Q", struct.pack("<d", out["if_eval"][-1]["score"]))[0]
+    out["reasoning"] = gen_reasoning(rng)
     return out
 
 

@@ -258,6 +258,12 @@ pub fn read_keyfile(path: &Path, password: Password) -> Result<KeyfileData> {
     let raw = Zeroizing::new(
         std::fs::read(path).with_context(|| format!("reading the keyfile {}", path.display()))?,
     );
+    if !is_encrypted(&raw) && raw.windows(10).any(|w| w == b"privateKey") && readable_by_others(path) {
+        tracing::warn!(
+            "{} holds an unencrypted secret key and other users can read it: chmod 600 it",
+            path.display()
+        );
+    }
     let plain = if is_encrypted(&raw) {
         let pw = match password {
             Password::Given(p) => Zeroizing::new(p.to_string()),
@@ -341,9 +347,24 @@ impl Wallet {
         self.dir().join("coldkeypub.txt")
     }
 
+    /// The wallet and hotkey names are each one plain path component: no separator, not `.` or
+    /// `..`, not empty, no NUL. Anything else would read or write a key outside the wallet.
+    pub fn check_names(&self) -> Result<()> {
+        for (what, n) in [("wallet", &self.name), ("hotkey", &self.hotkey)] {
+            let plain = !n.is_empty()
+                && n != "."
+                && n != ".."
+                && !n.contains(['/', '\\', '\0'])
+                && Path::new(n).components().count() == 1;
+            ensure!(plain, "the {what} name {n:?} must be a single file name (no `/`, not `.` or `..`)");
+        }
+        Ok(())
+    }
+
     /// The hotkey pair (hotkeys are usually unencrypted; if not, the password comes from the
     /// SDK's `BT_PW_…` variable for the file, or a prompt).
     pub fn hotkey(&self) -> Result<Keypair> {
+        self.check_names()?;
         read_keyfile(&self.hotkey_path(), Password::EnvOrPrompt)?
             .keypair()
             .with_context(|| format!("hotkey {}", self.hotkey_path().display()))
@@ -351,20 +372,27 @@ impl Wallet {
 
     /// The coldkey's address from `coldkeypub.txt` (never the encrypted coldkey).
     pub fn coldkey_ss58(&self) -> Result<String> {
+        self.check_names()?;
         let data = read_keyfile(&self.coldkeypub_path(), Password::Given(""))?;
         Ok(ss58::encode(&data.public()?))
     }
 
-    /// Writes a hotkey (plain, as btcli does for hotkeys) and, if absent, a coldkeypub.txt.
+    /// Writes a hotkey (plain, as btcli does for hotkeys) and its `HOTKEYpub.txt`. Each file
+    /// appears whole or not at all, an existing key is never overwritten, and a failure leaves
+    /// neither file behind.
     pub fn create_hotkey(&self, pair: &Keypair, seed: Option<&[u8; 32]>, phrase: Option<&str>) -> Result<()> {
+        self.check_names()?;
         let path = self.hotkey_path();
-        ensure!(!path.exists(), "{} exists; not overwriting a key", path.display());
+        let public = self.dir().join("hotkeys").join(format!("{}pub.txt", self.hotkey));
+        for p in [&path, &public] {
+            ensure!(!p.exists(), "{} exists; not overwriting a key", p.display());
+        }
         std::fs::create_dir_all(path.parent().expect("hotkeys dir"))?;
         write_private(&path, keyfile_json(pair, seed, phrase).as_bytes())?;
-        write_private(
-            &self.dir().join("hotkeys").join(format!("{}pub.txt", self.hotkey)),
-            public_json(pair).as_bytes(),
-        )?;
+        if let Err(e) = write_private(&public, public_json(pair).as_bytes()) {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(())
     }
 }
@@ -376,15 +404,34 @@ pub fn public_json(pair: &Keypair) -> String {
         .to_string()
 }
 
+/// Writes a new file readable by its owner only, atomically: a temporary file beside it, synced,
+/// then linked to its name (which fails if the name exists: nothing is overwritten). On any
+/// failure nothing is left behind.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(())
+    };
+    let out = write();
+    let _ = std::fs::remove_file(&tmp);
+    out
+}
+
+/// Whether a key file's mode lets its group or others read it (ssh's "unprotected private key").
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o077 != 0).unwrap_or(false)
 }

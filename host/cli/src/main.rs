@@ -74,6 +74,7 @@ fn main() -> ExitCode {
         return ExitCode::from(arena_runtime::isolate::worker_main() as u8);
     }
     init_logging();
+    quiet_broken_pipe();
     cancel::install_handler();
     let result = match cli.command {
         Command::Plugins(commands::plugins::PluginsCommand::List { dirs, json }) => {
@@ -98,11 +99,41 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE as u8),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// `arena … | head`: when the reader goes away, end quietly with the status a shell shows for
+/// a tool that SIGPIPE ended (141), instead of Rust's panic on the failed write. SIGPIPE itself
+/// stays ignored: the host writes to workers' pipes, and a worker that died must fail its own
+/// job, not kill the round.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
+
+/// 128 + SIGPIPE.
+const BROKEN_PIPE: i32 = 141;
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging() {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod diag;
 pub mod dryrun;
 pub mod failure;
+pub mod json;
 pub mod round;
 pub mod scoring;
 pub mod units;

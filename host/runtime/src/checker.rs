@@ -43,8 +43,8 @@ pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Parsed<T>, Di
 /// A file's text; an unreadable or non-UTF-8 file gives one diagnostic.
 #[allow(clippy::result_large_err)] // a diagnostic is built once per failed file
 pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| arena_core::diag::file_error(path, format!("cannot read the file: {e}"), None))?;
+    let bytes = crate::files::read(path, crate::files::FileKind::Config)
+        .map_err(|e| arena_core::diag::file_error(path, format!("{e:#}"), None))?;
     String::from_utf8(bytes).map_err(|e| {
         arena_core::diag::file_error(
             path,

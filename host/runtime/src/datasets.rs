@@ -226,7 +226,7 @@ pub fn hub_model(repo: &str, revision: &str, cache: &Path) -> anyhow::Result<Pat
 /// non-empty line) or Parquet (each row as a JSON object).
 pub fn read_rows(path: &Path) -> anyhow::Result<Vec<Value>> {
     let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
-    let text = || std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
+    let text = || crate::files::read_text(path, crate::files::FileKind::Samples);
     match ext {
         "parquet" => read_parquet(path),
         "txt" => read_text_rows(path),
@@ -250,7 +250,7 @@ pub fn read_rows(path: &Path) -> anyhow::Result<Vec<Value>> {
 
 /// Plain text: one `{"text": line}` row per non-blank line.
 pub fn read_text_rows(path: &Path) -> anyhow::Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::files::read_text(path, crate::files::FileKind::Samples)?;
     Ok(text.lines().filter(|l| !l.trim().is_empty()).map(|l| json!({ "text": l })).collect())
 }
 

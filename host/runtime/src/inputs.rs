@@ -15,7 +15,7 @@ pub fn json_arg(arg: &str) -> anyhow::Result<Value> {
     if t.starts_with('{') || t.starts_with('[') {
         return serde_json::from_str(arg).with_context(|| format!("invalid JSON: {arg}"));
     }
-    let text = std::fs::read_to_string(arg).with_context(|| format!("cannot read {arg}"))?;
+    let text = crate::files::read_text(Path::new(arg), crate::files::FileKind::Json)?;
     serde_json::from_str(&text).with_context(|| format!("{arg} is not valid JSON"))
 }
 
@@ -86,7 +86,7 @@ pub fn submission(path: &Path, id: Option<&str>, metadata: Option<&Value>) -> an
         None => {
             let f = abs.join(SUBMISSION_METADATA_FILE);
             if f.is_file() {
-                let text = std::fs::read_to_string(&f)?;
+                let text = crate::files::read_text(&f, crate::files::FileKind::Metadata)?;
                 serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", f.display()))?
             } else {
                 Value::Null

@@ -87,7 +87,7 @@ struct Registry {
 
 /// The datasets of a registry file, checked (errors name the file, line and field).
 pub fn read(path: &Path) -> anyhow::Result<Vec<DatasetEntry>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::files::read_text(path, crate::files::FileKind::Samples)?;
     let reg: Registry =
         serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut out = reg.datasets;

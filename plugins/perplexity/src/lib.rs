@@ -19,6 +19,12 @@
 //! - `if_eval`: SN37's IF-eval (v1, v2): samples generated from pairs of SN1 multiple-choice
 //!   rows, rules drawn with Python's generator, responses checked rule by rule ([`ifeval`]).
 //! - `word_sorting`: SN37's generated word-sorting set, scored as `reference_loss` ([`sn37`]).
+//!   SN37 seeds it with the whole 256-bit block-hash digest; a plugin receives the low 64 bits
+//!   (ABI 1), so the challenges are SN37's algorithm on that seed: the same for every arena
+//!   validator, not SN37's own draw for the block.
+//!
+//! A task whose rows give no sample (a SYNTHETIC-1 page without the kept task types) fails for
+//! every model alike; SN37 drops such a task and renormalizes the other weights.
 //! - `heldout_ppl`: SN94's held-out perplexity: every token of every row scored once (rolling
 //!   windows), exp of the token-weighted mean cross-entropy.
 

@@ -59,7 +59,11 @@ fn last_capture<'a>(re: &regex::Regex, text: &'a str) -> Option<&'a str> {
 /// A SYNTHETIC-1-SFT row as SN37 reads it: question, and the assistant's trace with its final
 /// answer re-attached (`\boxed{…}` for `verifiable_math`, `{"output": "…"}` for
 /// `code_output_prediction`). `None` for another task type or a malformed row.
-pub fn synthetic_1(row: &Value, task_types: &[String]) -> Option<(String, String)> {
+pub fn synthetic_1(
+    row: &Value,
+    task_types: &[String],
+    max_tokens: Option<usize>,
+) -> Option<(String, String)> {
     let task = row.get("task_type").and_then(Value::as_str).unwrap_or("unknown");
     if !task_types.iter().any(|t| t == task) {
         return None;
@@ -67,7 +71,7 @@ pub fn synthetic_1(row: &Value, task_types: &[String]) -> Option<(String, String
     let (question, assistant) = messages(row)?;
     static BOXED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     static OUTPUT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let (trace, answer) = match task {
+    let (trace, answer, bare) = match task {
         "verifiable_math" => {
             let re = BOXED.get_or_init(|| regex::Regex::new(r"\\boxed\{(.*?)\}").expect("a valid pattern"));
             let answer = last_capture(re, assistant).unwrap_or("");
@@ -75,7 +79,7 @@ pub fn synthetic_1(row: &Value, task_types: &[String]) -> Option<(String, String
                 Some(i) if !answer.is_empty() => py_strip(&assistant[..i]).to_string(),
                 _ => assistant.to_string(),
             };
-            (trace, format!(" \\boxed{{{answer}}}"))
+            (trace, format!(" \\boxed{{{answer}}}"), answer)
         }
         "code_output_prediction" => {
             let re = OUTPUT
@@ -87,21 +91,50 @@ pub fn synthetic_1(row: &Value, task_types: &[String]) -> Option<(String, String
                 // The reference removes the first occurrence of the last answer.
                 assistant.replacen(&format!("{{\"output\": \"{answer}\"}}"), "", 1)
             };
-            (trace, format!(" {{\"output\": \"{answer}\"}}"))
+            (trace, format!(" {{\"output\": \"{answer}\"}}"), answer)
         }
         _ => return None,
     };
+    // SN37's length estimate counts the question, the trace and the bare answer.
+    if max_tokens.is_some_and(|m| !fits(&[question, &trace, bare], m)) {
+        return None;
+    }
     Some((question.to_string(), format!("{}{answer}", py_strip(&trace))))
 }
 
-/// A Codeforces-CoTs row: exactly two messages, the question and the stripped trace.
-pub fn codeforces(row: &Value) -> Option<(String, String)> {
+/// A Codeforces-CoTs row: exactly two messages, the question and the stripped trace (the
+/// length estimate reads the trace as it is).
+pub fn codeforces(row: &Value, max_tokens: Option<usize>) -> Option<(String, String)> {
     let m = row.get("messages")?.as_array()?;
     if m.len() != 2 {
         return None;
     }
     let (question, trace) = messages(row)?;
+    if max_tokens.is_some_and(|max| !fits(&[question, trace], max)) {
+        return None;
+    }
     Some((question.to_string(), py_strip(trace).to_string()))
+}
+
+/// SN37's Synthetic1SFTLoader: rows of the kept task types, parsed, the first `target_size`.
+pub fn synthetic_1_pairs(
+    rows: &[&Value],
+    task_types: &[String],
+    max_tokens: Option<usize>,
+    target_size: Option<usize>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        rows.iter().filter_map(|r| synthetic_1(r, task_types, max_tokens)).collect();
+    // The reference stops parsing once it has `target_size` rows.
+    if let Some(n) = target_size {
+        out.truncate(n);
+    }
+    out
+}
+
+/// SN37's CodeforcesCOTSLoader over rows.
+pub fn codeforces_pairs(rows: &[&Value], max_tokens: Option<usize>) -> Vec<(String, String)> {
+    rows.iter().filter_map(|r| codeforces(r, max_tokens)).collect()
 }
 
 /// SN37's length filter: `len(text) // 4` per part plus 10 must fit in `max_tokens`.
@@ -121,15 +154,21 @@ mod tests {
             {"role": "user", "content": "1+1?"},
             {"role": "assistant", "content": "<think>easy</think> so \\boxed{1} no, \\boxed{2} "}]});
         assert_eq!(
-            synthetic_1(&row, &types),
+            synthetic_1(&row, &types, None),
             Some(("1+1?".into(), "<think>easy</think> so \\boxed{1} no, \\boxed{2}".into()))
         );
         let row = json!({"task_type": "code_output_prediction", "messages": [
             {"content": "q"}, {"content": "t {\"output\": \"7\"} end {\"output\": \"7\"}"}]});
-        assert_eq!(synthetic_1(&row, &types).unwrap().1, "t  end {\"output\": \"7\"} {\"output\": \"7\"}");
-        assert_eq!(synthetic_1(&json!({"task_type": "other", "messages": []}), &types), None);
+        assert_eq!(
+            synthetic_1(&row, &types, None).unwrap().1,
+            "t  end {\"output\": \"7\"} {\"output\": \"7\"}"
+        );
+        assert_eq!(synthetic_1(&json!({"task_type": "other", "messages": []}), &types, None), None);
         let row = json!({"messages": [{"content": "q"}, {"content": "  trace \n"}]});
-        assert_eq!(codeforces(&row), Some(("q".into(), "trace".into())));
+        assert_eq!(codeforces(&row, None), Some(("q".into(), "trace".into())));
+        // The estimate reads the trace unstripped: 1 // 4 + 9 // 4 + 10 = 12 tokens (stripped: 11).
+        assert_eq!(codeforces(&row, Some(11)), None);
+        assert!(codeforces(&row, Some(12)).is_some());
         assert!(fits(&["abcd"; 2], 12) && !fits(&["abcd"; 2], 11));
     }
 }
@@ -137,6 +176,28 @@ mod tests {
 #[cfg(test)]
 mod golden {
     use super::*;
+
+    /// The reasoning rows parsed as tests/reference/sn37_ifeval.py parses them, after SN37.
+    #[test]
+    fn reasoning_rows_match_the_python_reference() {
+        let g: Value = serde_json::from_str(include_str!("../../../tests/golden/sn37_ifeval.json"))
+            .expect("golden JSON");
+        let r = &g["reasoning"];
+        let rows: Vec<&Value> = r["synthetic_rows"].as_array().unwrap().iter().collect();
+        let types = vec!["verifiable_math".to_string(), "code_output_prediction".to_string()];
+        for case in r["synthetic"].as_array().unwrap() {
+            let max = case["max_tokens"].as_u64().map(|m| m as usize);
+            let target = case["target_size"].as_u64().map(|t| t as usize);
+            let want: Vec<(String, String)> = serde_json::from_value(case["pairs"].clone()).unwrap();
+            assert_eq!(synthetic_1_pairs(&rows, &types, max, target), want, "{max:?} {target:?}");
+        }
+        let rows: Vec<&Value> = r["codeforces_rows"].as_array().unwrap().iter().collect();
+        for case in r["codeforces"].as_array().unwrap() {
+            let max = case["max_tokens"].as_u64().map(|m| m as usize);
+            let want: Vec<(String, String)> = serde_json::from_value(case["pairs"].clone()).unwrap();
+            assert_eq!(codeforces_pairs(&rows, max), want, "{max:?}");
+        }
+    }
 
     /// The challenges tests/reference/sn37_ifeval.py draws with CPython's `random`.
     #[test]

@@ -190,8 +190,8 @@ pub struct ReferenceLossParams {
     /// estimate; Codeforces: 16384).
     #[serde(default)]
     pub max_sequence_length: Option<usize>,
-    /// Keep this many of the parsed rows: Python's `random.sample` of their indices, seeded by
-    /// the task's seed (SN37: 120 of SYNTHETIC-1's 150).
+    /// Keep the first this many parsed rows, in page order (SN37: 120 of SYNTHETIC-1's 150;
+    /// SN37 fetches more pages when fewer parse, arena scores the ones drawn).
     #[serde(default)]
     pub target_size: Option<usize>,
     /// Render the context as a user message with the model's chat template (generation prompt on).
@@ -461,6 +461,8 @@ fn llm_err(e: LlmError) -> PluginError {
 struct Ready {
     lm: LoadedModel,
     chat: Option<ChatTemplate>,
+    /// tokenizer_config.json's `clean_up_tokenization_spaces` (transformers' default: false).
+    clean_up_spaces: bool,
 }
 
 impl Ready {
@@ -478,6 +480,24 @@ impl Ready {
             .first()
             .copied()
             .ok_or_else(|| PluginError::invalid_submission("config.json declares no eos_token_id"))
+    }
+
+    /// The tokens generation stops at, as SN37's `GenerationConfig(eos_token_id =
+    /// tokenizer.eos_token_id)`: the tokenizer's EOS when its config names one the vocabulary
+    /// has, else config.json's EOS ids.
+    fn stop_tokens(&self) -> Vec<u32> {
+        self.chat
+            .as_ref()
+            .and_then(|c| self.lm.tokenizer.token_to_id(&c.eos_token))
+            .map(|id| vec![id])
+            .unwrap_or_else(|| self.cfg().eos_token_ids.clone())
+    }
+
+    /// `tokenizer.decode(ids, skip_special_tokens=True)` as transformers does it, including its
+    /// space clean-up when the tokenizer's config asks for it.
+    fn decode(&self, ids: &[u32]) -> String {
+        let text = self.lm.tokenizer.decode(ids, true).unwrap_or_default();
+        if self.clean_up_spaces { clean_up_tokenization(&text) } else { text }
     }
 
     fn default_len(&self) -> usize {
@@ -533,7 +553,12 @@ impl LmTask {
                 .map_err(|m| PluginError::invalid_submission(format!("weight norms: {m}")))?;
         }
         let chat = ChatTemplate::from_dir(dir).map_err(llm_err)?;
-        Ok(Ready { lm, chat })
+        let clean_up_spaces = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|c| c.get("clean_up_tokenization_spaces").and_then(Value::as_bool))
+            .unwrap_or(false);
+        Ok(Ready { lm, chat, clean_up_spaces })
     }
 
     /// Per-position NLL of each window, `batch` windows per forward pass (right-padded with a
@@ -731,27 +756,24 @@ impl LmTask {
         p: &ReferenceLossParams,
         req: &EvalRequest,
     ) -> Result<Vec<(String, String)>, PluginError> {
-        let mut pairs = Vec::with_capacity(req.samples.len());
-        for (i, s) in req.samples.iter().enumerate() {
-            let pair = match p.format {
-                ReferenceFormat::Fields => Some((
-                    text_of(s, &p.context_field, i)?.to_string(),
-                    text_of(s, &p.reference_field, i)?.to_string(),
-                )),
-                ReferenceFormat::Synthetic1 => sn37::synthetic_1(&s.data, &p.task_types),
-                ReferenceFormat::CodeforcesCots => sn37::codeforces(&s.data),
-            };
-            if let Some((c, r)) = pair
-                && p.max_sequence_length.is_none_or(|max| sn37::fits(&[&c, &r], max))
-            {
-                pairs.push((c, r));
+        let max = p.max_sequence_length;
+        let rows: Vec<&Value> = req.samples.iter().map(|s| &s.data).collect();
+        let mut pairs = match p.format {
+            ReferenceFormat::Synthetic1 => sn37::synthetic_1_pairs(&rows, &p.task_types, max, p.target_size),
+            ReferenceFormat::CodeforcesCots => sn37::codeforces_pairs(&rows, max),
+            ReferenceFormat::Fields => {
+                let mut out = Vec::with_capacity(req.samples.len());
+                for (i, s) in req.samples.iter().enumerate() {
+                    let (c, r) = (text_of(s, &p.context_field, i)?, text_of(s, &p.reference_field, i)?);
+                    if max.is_none_or(|m| sn37::fits(&[c, r], m)) {
+                        out.push((c.to_string(), r.to_string()));
+                    }
+                }
+                out
             }
-        }
-        if let Some(n) = p.target_size
-            && pairs.len() > n
-        {
-            let keep = arena_plugin_api::pyrandom::PyRandom::new(self.seed).sample_indices(pairs.len(), n);
-            pairs = keep.into_iter().map(|i| pairs[i].clone()).collect();
+        };
+        if let Some(n) = p.target_size {
+            pairs.truncate(n);
         }
         Ok(pairs)
     }
@@ -826,17 +848,21 @@ impl LmTask {
                 ctx.drain(..ctx.len() - max);
             }
             let refs = r.encode(reference, o.reference_special_tokens)?;
-            if ctx.is_empty() || refs.is_empty() {
-                return Err(PluginError::invalid_parameters(format!(
-                    "sample {i}: empty context or reference"
-                )));
+            if ctx.is_empty() || ctx.len() + refs.len() < 2 {
+                return Err(PluginError::invalid_parameters(format!("sample {i}: empty context")));
             }
             let c = ctx.len();
             let mut ids = ctx;
             ids.extend_from_slice(&refs);
             let mut targets = vec![UNSCORED; ids.len()];
-            for j in 0..refs.len() {
-                targets[c - 1 + j] = refs[j];
+            if refs.is_empty() {
+                // SN37 takes the last `-0:` positions of the shifted logits: all of them.
+                let n = ids.len() - 1;
+                targets[..n].copy_from_slice(&ids[1..]);
+            } else {
+                for j in 0..refs.len() {
+                    targets[c - 1 + j] = refs[j];
+                }
             }
             windows.push(Window { ids, targets, doc: i });
         }
@@ -878,23 +904,23 @@ impl LmTask {
     ) -> Result<Result<String, String>, PluginError> {
         let text = if chat_template { r.render(system, prompt)? } else { prompt.to_string() };
         let mut ids = r.encode(&text, !chat_template)?;
-        if let Some(max) = sequence_length {
-            let keep = max.saturating_sub(1).max(1);
-            if ids.len() > keep {
-                ids.drain(..ids.len() - keep);
-            }
+        // SN37: the templated prompt truncated from the left to the sequence length; then
+        // `max_new_tokens`, which transformers lets win over `max_length`.
+        if let Some(max) = sequence_length
+            && ids.len() > max
+        {
+            ids.drain(..ids.len() - max);
         }
         let cfg = GenerationConfig {
             max_new_tokens,
             repetition_penalty,
-            stop_tokens: r.cfg().eos_token_ids.clone(),
-            max_length: sequence_length,
+            stop_tokens: r.stop_tokens(),
             seed: self.seed,
             ..Default::default()
         };
         // A failed generation is the sample's failure, not the task's.
         Ok(match generate(&r.lm.model, &ids, &cfg) {
-            Ok(new) => Ok(r.lm.tokenizer.decode(&new, true).unwrap_or_default()),
+            Ok(new) => Ok(r.decode(&new)),
             Err(e) => Err(e.to_string()),
         })
     }
@@ -1085,6 +1111,25 @@ impl LmTask {
             details: Value::Null,
         })
     }
+}
+
+/// transformers' `clean_up_tokenization`: the spaces English tokenizers leave before
+/// punctuation and contractions.
+fn clean_up_tokenization(text: &str) -> String {
+    [
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ]
+    .iter()
+    .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
 }
 
 /// Mean NLL over each document's scored tokens (NaN for a document with none).

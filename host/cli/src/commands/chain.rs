@@ -294,23 +294,28 @@ fn report_weights(path: &std::path::Path) -> Result<Vec<(u16, u16)>> {
     struct Report {
         weights: Vec<Weight>,
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = arena_runtime::files::read_json_text(path)?;
     let r: Report = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
         .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
     Ok(r.weights.into_iter().filter(|w| w.u16 != 0).map(|w| (w.uid, w.u16)).collect())
 }
 
+/// `UID=W,UID=W,…`: each uid once, each weight a finite, non-negative number.
 fn parse_weights(s: &str) -> Result<std::collections::BTreeMap<u16, f64>> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            let (u, w) = p.split_once('=').with_context(|| format!("{p:?}: expected UID=WEIGHT"))?;
-            Ok((
-                u.trim().parse().with_context(|| format!("{u:?} is not a uid"))?,
-                w.trim().parse().with_context(|| format!("{w:?} is not a number"))?,
-            ))
-        })
-        .collect()
+    let mut out = std::collections::BTreeMap::new();
+    for p in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let (u, w) = p.split_once('=').with_context(|| format!("--weights: {p:?}: expected UID=WEIGHT"))?;
+        let uid: u16 =
+            u.trim().parse().with_context(|| format!("--weights: {u:?} is not a uid (0..=65535)"))?;
+        let weight: f64 = w.trim().parse().with_context(|| format!("--weights: {w:?} is not a number"))?;
+        if !weight.is_finite() || weight < 0.0 {
+            bail!("--weights: uid {uid}: the weight {w:?} must be a finite, non-negative number");
+        }
+        if out.insert(uid, weight).is_some() {
+            bail!("--weights: uid {uid} is given twice");
+        }
+    }
+    Ok(out)
 }
 
 fn local_cmd(cmd: LocalCommand) -> Result<()> {

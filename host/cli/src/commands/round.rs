@@ -157,7 +157,7 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
     let prepared = ops::prepare(&comps, &file, &base, &plan, &dirs)?;
     let mut state = match &args.state {
         Some(p) if p.exists() => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text = arena_runtime::files::read_json_text(p)?;
             serde_json::from_str::<State>(&text)
                 .with_context(|| format!("parsing the state {}", p.display()))?
         }
@@ -204,7 +204,7 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads SUBMISSIONS.json; errors name the file and the field.
 fn read_submissions(path: &Path) -> anyhow::Result<SubmissionsFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = arena_runtime::files::read_json_text(path)?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
     let parsed = if value.is_array() {

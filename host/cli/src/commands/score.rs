@@ -47,15 +47,14 @@ pub fn exec(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             Some(parsed.value.funding)
         }
     };
-    let raw_text =
-        std::fs::read_to_string(&args.raw).with_context(|| format!("reading {}", args.raw.display()))?;
+    let raw_text = arena_runtime::files::read_json_text(&args.raw)?;
     let raw: RawScores =
         serde_json::from_str(&raw_text).with_context(|| format!("parsing {}", args.raw.display()))?;
     let block =
         args.block.or(raw.block).context("no current block: pass --block or put \"block\" in RAW.json")?;
     let mut state = match &args.state {
         Some(p) if p.exists() => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text = arena_runtime::files::read_json_text(p)?;
             serde_json::from_str(&text).with_context(|| format!("parsing the state {}", p.display()))?
         }
         _ => State::default(),

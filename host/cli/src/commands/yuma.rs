@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
@@ -27,8 +26,7 @@ pub struct YumaArgs {
 }
 
 pub fn exec(args: YumaArgs) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let text = arena_runtime::files::read_json_text(&args.input)?;
     let input = arena_yuma::report::parse(&text, &args.input.display().to_string())?;
     let results = arena_yuma::run(&input, args.epochs)?;
     if args.json {

@@ -1,0 +1,190 @@
+//! Hostile inputs through the CLI (issue 16's rules): each is refused with its reason, with no
+//! panic and no signal death.
+
+use std::process::Command;
+
+use arena_e2e::*;
+
+/// `arena … | head`: the reader leaves early; arena ends quietly with the status a shell shows
+/// for a tool that SIGPIPE ended, and prints no panic.
+#[test]
+fn a_closed_pipe_ends_arena_quietly() {
+    // A long output (more than a pipe's 64 KiB buffer), so the write after `head` leaves fails:
+    // `check --json` on a competition with 1,500 bad tasks.
+    let w = tempfile::tempdir().unwrap();
+    let mut toml = std::fs::read_to_string(repo_root().join("competitions/demo.toml")).unwrap();
+    for i in 0..1500 {
+        toml.push_str(&format!(
+            "\n[[tasks]]\nname = \"bad{i}\"\nplugin = \"replay\"\nkind = \"replay\"\nweight = -1.0\ndirection = \"higher\"\n"
+        ));
+    }
+    let file = w.path().join("many.toml");
+    std::fs::write(&file, toml).unwrap();
+    let args = ["check", "--json", file.to_str().unwrap()];
+    let full = arena(&args);
+    assert_eq!(full.status.code(), Some(1), "{}", String::from_utf8_lossy(&full.stderr));
+    assert!(full.stdout.len() > 64 * 1024, "{} bytes: too short to fill a pipe", full.stdout.len());
+    let script = format!(
+        "set -o pipefail; '{}' {} | head -c 10 > /dev/null; echo \"status=${{PIPESTATUS[0]}}\"",
+        arena_bin().display(),
+        args.join(" ")
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("status=141"), "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+}
+
+/// Wallet and hotkey names are single path components: `..` or `/` would write a secret key
+/// outside the wallet directory.
+#[test]
+fn wallet_names_cannot_leave_the_wallet_directory() {
+    let w = tempfile::tempdir().unwrap();
+    let wallets = w.path().join("wallets");
+    std::fs::create_dir_all(&wallets).unwrap();
+    for (wallet, hotkey) in [("../evil", "h"), ("ok", "../../evil"), ("ok", "a/b"), ("..", "h"), ("ok", "")] {
+        let mut c = arena_cmd(&["wallet", "new-hotkey", "--wallet", wallet, "--hotkey", hotkey]);
+        let out = c.env("BT_WALLET_PATH", &wallets).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{wallet} {hotkey}: {}", text(&out));
+        assert!(text(&out).contains("must be a single file name"), "{}", text(&out));
+        let mut c = arena_cmd(&["wallet", "show", "--wallet", wallet, "--hotkey", hotkey]);
+        let out = c.env("BT_WALLET_PATH", &wallets).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{wallet} {hotkey}: {}", text(&out));
+    }
+    let left: Vec<_> = walk(w.path());
+    assert!(left.iter().all(|p| !p.contains("evil")), "{left:?}");
+    assert!(walk(&wallets).is_empty(), "nothing written: {:?}", walk(&wallets));
+}
+
+/// A hotkey file others can read gets a warning (as ssh warns of an unprotected key); an
+/// existing key is never overwritten, and the refusal leaves no temporary file.
+#[test]
+fn keyfiles_are_written_privately_and_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut c = arena_cmd(args);
+        c.env("BT_WALLET_PATH", w.path()).output().unwrap()
+    };
+    let seed = format!("{:064x}", 5);
+    let out = run(&["wallet", "new-hotkey", "--wallet", "v", "--seed", &seed]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let key = w.path().join("v/hotkeys/default");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let out = run(&["wallet", "new-hotkey", "--wallet", "v", "--seed", &seed]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("not overwriting"), "{}", text(&out));
+    let files = walk(w.path());
+    assert_eq!(files.len(), 2, "the key and its pub file only: {files:?}");
+    let out = run(&["wallet", "show", "--wallet", "v", "--json"]);
+    assert!(!text(&out).contains("other users can read it"), "{}", text(&out));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&["wallet", "show", "--wallet", "v", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("other users can read it: chmod 600 it"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Every file below `dir`, as paths relative to it.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A weights string names each uid once, with finite, non-negative weights.
+#[test]
+fn weight_strings_refuse_duplicates_and_non_finite_values() {
+    let w = tempfile::tempdir().unwrap();
+    let chain = w.path().join("chain.json");
+    let out = arena(&["chain", "local", "new", chain.to_str().unwrap(), "--netuid", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for (weights, reason) in [
+        ("1=0.5,1=0.5", "uid 1 is given twice"),
+        ("1=NaN", "must be a finite, non-negative number"),
+        ("2=inf", "must be a finite, non-negative number"),
+        ("3=-1", "must be a finite, non-negative number"),
+        ("70000=1", "is not a uid"),
+    ] {
+        let mut c = arena_cmd(&["chain", "set-weights", "--chain", chain.to_str().unwrap(), "--netuid", "1"]);
+        c.args(["--weights", weights]).env("BT_WALLET_PATH", w.path());
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{weights}: {}", text(&out));
+        assert!(text(&out).contains(reason), "{weights}: {}", text(&out));
+    }
+}
+
+/// Runs arena, killing it if it has not finished in `secs` (then the test fails: it hung).
+fn bounded(args: &[&str], secs: u64) -> std::process::Output {
+    let mut child = arena_cmd(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > secs {
+            child.kill().unwrap();
+            panic!("arena {args:?} did not finish in {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A FIFO, a device or a directory given as an input file is refused with its kind named,
+/// without blocking and without reading forever.
+#[test]
+fn fifos_devices_and_directories_are_not_read() {
+    let w = tempfile::tempdir().unwrap();
+    let fifo = w.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let comp = repo_root().join("competitions/demo.toml");
+    let comp = comp.to_str().unwrap();
+    let dir = w.path().to_str().unwrap();
+    let fifo = fifo.to_str().unwrap();
+    for (args, kind) in [
+        (vec!["check", fifo], "is a FIFO"),
+        (vec!["check", "/dev/zero"], "is a character device"),
+        (vec!["check", dir], "is a directory"),
+        (vec!["score", comp, "--raw", fifo], "is a FIFO"),
+        (vec!["score", comp, "--raw", "/dev/zero"], "is a character device"),
+        (vec!["round", comp, "--submissions", fifo], "is a FIFO"),
+        (vec!["yuma", "--input", fifo], "is a FIFO"),
+    ] {
+        let out = bounded(&args, 30);
+        assert!(matches!(out.status.code(), Some(1) | Some(2)), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(kind), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{args:?}: {}", text(&out));
+    }
+}
+
+/// A JSON input that repeats a key is refused with the place named (serde would keep the last
+/// value without a word).
+#[test]
+fn repeated_json_keys_are_refused_with_their_place() {
+    let w = tempfile::tempdir().unwrap();
+    let raw = w.path().join("raw.json");
+    std::fs::write(
+        &raw,
+        r#"{"block": 1000, "submissions": [{"uid": 1, "hotkey": "h", "block": 100, "competition": "demo", "tasks": {"loss": 0.5, "loss": 0.1}}]}"#,
+    )
+    .unwrap();
+    let comp = repo_root().join("competitions/demo.toml");
+    let out = arena(&["score", comp.to_str().unwrap(), "--raw", raw.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("`loss` appears twice in $.submissions[0].tasks"), "{}", text(&out));
+}
