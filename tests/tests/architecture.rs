@@ -194,3 +194,13 @@ fn the_subtensor_client_is_a_feature_of_the_chain() {
     let lib = std::fs::read_to_string(repo_root().join("host/chain/src/lib.rs")).unwrap();
     assert!(lib.contains("#[cfg(feature = \"subtensor\")]\npub mod subtensor;"), "lib.rs gates the module");
 }
+
+/// The CLI reads its input files through `arena_runtime::files` (bounded, regular files only).
+#[test]
+fn the_cli_reads_input_files_through_the_bounded_reader() {
+    for (file, text) in sources("cli") {
+        for bare in ["fs::read_to_string(", "fs::read("] {
+            assert!(!text.contains(bare), "{file} uses {bare}: read inputs with arena_runtime::files");
+        }
+    }
+}

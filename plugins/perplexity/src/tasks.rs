@@ -1195,3 +1195,20 @@ impl EvalTask for LmTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// transformers' `clean_up_tokenization` on what an English BPE decode leaves behind.
+    #[test]
+    fn decoding_cleans_spaces_as_transformers_does() {
+        assert_eq!(
+            clean_up_tokenization(
+                "I do n't know , he 's here . Is it ? Yes ! We 're , they 've , I 'm ' x '"
+            ),
+            "I don't know, he's here. Is it? Yes! We're, they've, I'm'x '"
+        );
+        assert_eq!(clean_up_tokenization("no change"), "no change");
+    }
+}
