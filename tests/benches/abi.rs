@@ -72,7 +72,13 @@ fn main() {
     }
 
     let sup = Supervisor { worker_exe: arena_bin() };
-    let job = Job { plugin: lib.clone(), plugin_sha256: None, task: spec.clone(), request: request(100) };
+    let job = Job {
+        plugin: lib.clone(),
+        plugin_sha256: None,
+        task: spec.clone(),
+        request: request(100),
+        probe: false,
+    };
     let mut foreign = plugin.create_task(&spec).unwrap();
     let inproc = median_per_call(15, 1000, || {
         black_box(foreign.evaluate(&job.request, &NoProgress).unwrap());

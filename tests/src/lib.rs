@@ -214,7 +214,9 @@ pub fn arena(args: &[&str]) -> Output {
 
 pub fn arena_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(arena_bin());
+    // Plugin probes are cached under the target directory, not in the user's ~/.cache.
     c.args(args).env_remove("ARENA_PLUGIN_PATH").env("ARENA_LOG", "warn");
+    c.env("ARENA_CACHE_DIR", target_dir().join("arena-e2e-cache"));
     c
 }
 

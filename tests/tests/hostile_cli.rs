@@ -188,3 +188,40 @@ fn repeated_json_keys_are_refused_with_their_place() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("`loss` appears twice in $.submissions[0].tasks"), "{}", text(&out));
 }
+
+/// A truncated plugin library is probed in a worker: it takes the worker down, not arena.
+/// `plugins list` reports it with its reason, `plugins inspect` refuses it, `check` goes on.
+#[test]
+fn a_truncated_plugin_library_never_loads_in_arena() {
+    let w = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(replay_plugin()).unwrap();
+    let lib = w.path().join(format!("libarena_truncated{}", std::env::consts::DLL_SUFFIX));
+    std::fs::write(&lib, &bytes[..bytes.len() / 3]).unwrap();
+    let dir = w.path().to_str().unwrap();
+    let cache = w.path().join("cache");
+    let run = |args: &[&str]| {
+        let out = arena_cmd(args).env("ARENA_CACHE_DIR", &cache).output().unwrap();
+        assert!(out.status.code().is_some(), "{args:?} died by a signal: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{args:?}: {}", text(&out));
+        out
+    };
+    let out = run(&["plugins", "list", "--json", "--plugin-dir", dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    let errors = v["errors"].as_array().unwrap();
+    let e = errors.iter().find(|e| e["path"] == lib.to_str().unwrap()).unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        !e["error"].as_str().unwrap().is_empty() && e["message"].as_str().unwrap().contains("truncated"),
+        "{e}"
+    );
+    let out = run(&["plugins", "inspect", lib.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let comp = repo_root().join("competitions/demo.toml");
+    let out = run(&["check", "--plugin-dir", dir, comp.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A library that probes well is remembered by its hash.
+    let good = run(&["plugins", "inspect", replay_plugin().to_str().unwrap(), "--json"]);
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    let sha = stdout_json(&good)["sha256"].as_str().unwrap().to_string();
+    assert!(cache.join("plugins").join(format!("{sha}.json")).is_file());
+}

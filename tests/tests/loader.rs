@@ -183,8 +183,11 @@ fn a_plugin_with_a_different_type_layout() {
 
 #[test]
 fn a_plugin_that_panics_while_initialising() {
+    // A fresh probe cache: the same file answered before, without the variable.
+    let cache = tempfile::tempdir().unwrap();
     let out = arena_cmd(&["plugins", "inspect", chaos_plugin().to_str().unwrap(), "--json"])
         .env("ARENA_CHAOS_PANIC_IN_INFO", "1")
+        .env("ARENA_CACHE_DIR", cache.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

@@ -14,18 +14,19 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arena_plugin_api::{EvalOutput, Progress};
+use arena_plugin_api::{EvalOutput, PluginInfo, Progress};
 use serde::{Deserialize, Serialize};
 
 use crate::cancel;
 use crate::job::{FailureKind, Job, JobFailure, JobLimits};
+use crate::plugins::PluginLoadError;
 
 /// How many lines of the worker's stderr a failure keeps.
 pub const STDERR_TAIL_LINES: usize = 20;
@@ -59,6 +60,44 @@ impl Supervisor {
     /// A supervisor whose workers are this executable (`arena worker`).
     pub fn current_exe() -> std::io::Result<Self> {
         Ok(Supervisor { worker_exe: std::env::current_exe()? })
+    }
+
+    /// The supervisor plugin probes use: `$ARENA_WORKER_EXE`, else this executable when it is
+    /// the `arena` binary; none in another program (a test harness has no `worker` command).
+    pub fn for_probes() -> Option<Self> {
+        if let Some(exe) = std::env::var_os("ARENA_WORKER_EXE") {
+            return Some(Supervisor { worker_exe: PathBuf::from(exe) });
+        }
+        let exe = std::env::current_exe().ok()?;
+        (exe.file_stem()? == "arena").then_some(Supervisor { worker_exe: exe })
+    }
+
+    /// What the library at `path` declares, learnt by a worker that loads it.
+    pub fn probe(&self, path: &Path, sha256: &str) -> Result<PluginInfo, PluginLoadError> {
+        let failed = |code: String, message: String| PluginLoadError::Probe {
+            path: path.to_path_buf(),
+            code,
+            message,
+        };
+        let limits = JobLimits { wall: Some(Duration::from_secs(60)), memory_bytes: None };
+        let out = self.run(&Job::probe(path, sha256), limits, &FnProgress(|_, _, _| {})).map_err(|f| {
+            let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string));
+            failed(
+                format!("probe_{}", kind.unwrap_or_else(|| "failed".into())),
+                format!("{}: loading it in a worker failed: {}", path.display(), f.message),
+            )
+        })?;
+        let mut details = out.details;
+        if let Some(e) = details.get("load_error") {
+            let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            return Err(failed(text("code"), text("message")));
+        }
+        serde_json::from_value(details["info"].take()).map_err(|e| {
+            failed(
+                "probe_protocol".into(),
+                format!("{}: the probe's answer is not plugin info: {e}", path.display()),
+            )
+        })
     }
 
     /// Runs one job in a fresh worker, within `limits`. Progress reports are passed to

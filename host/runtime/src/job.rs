@@ -22,6 +22,36 @@ pub struct Job {
     pub plugin_sha256: Option<String>,
     pub task: TaskSpec,
     pub request: EvalRequest,
+    /// Only load the plugin and report what it declares (its `PluginInfo`, as the output's
+    /// `details`): how the host learns about a library without loading it itself.
+    #[serde(default)]
+    pub probe: bool,
+}
+
+impl Job {
+    /// The job that probes the library at `plugin` (pinned to `sha256`).
+    pub fn probe(plugin: &std::path::Path, sha256: &str) -> Job {
+        Job {
+            plugin: plugin.to_path_buf(),
+            plugin_sha256: Some(sha256.to_string()),
+            task: TaskSpec {
+                kind: String::new(),
+                params: serde_json::Value::Null,
+                device: arena_plugin_api::Device::Cpu,
+                seed: 0,
+            },
+            request: EvalRequest {
+                submission: arena_plugin_api::Submission {
+                    id: String::new(),
+                    path: PathBuf::new(),
+                    metadata: serde_json::Value::Null,
+                },
+                samples: Vec::new(),
+                limits: Default::default(),
+            },
+            probe: true,
+        }
+    }
 }
 
 /// Per-job limits the host enforces on an isolated job.
@@ -49,6 +79,17 @@ pub fn prepare(job: &Job) -> Result<(PluginInfo, Box<dyn EvalTask>), JobFailure>
 /// Runs the job in this process. Limits are passed to the task but not enforced: a crash or
 /// hang here takes the caller with it. Use [`crate::isolate`] for untrusted work.
 pub fn run_in_process(job: &Job, progress: &dyn Progress) -> Result<EvalOutput, JobFailure> {
+    if job.probe {
+        // A library the loader refuses is an answer (with its code), not a failed probe.
+        let details = match plugins::load_pinned(&job.plugin, job.plugin_sha256.as_deref()) {
+            Ok(loaded) => serde_json::json!({ "info": loaded.info() }),
+            Err(PluginLoadError::Load(e)) => {
+                serde_json::json!({ "load_error": { "code": e.code(), "message": e.to_string() } })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        return Ok(EvalOutput { details, ..Default::default() });
+    }
     let (_, mut task) = prepare(job)?;
     Ok(task.evaluate(&job.request, progress)?)
 }

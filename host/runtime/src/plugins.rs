@@ -83,11 +83,81 @@ pub fn load_pinned(path: &Path, pin: Option<&str>) -> Result<LoadedPlugin, Plugi
     Ok(LoadedPlugin { plugin, sha256 })
 }
 
+/// What a plugin library declares, learnt in a worker process (a broken or hostile library
+/// takes the worker down, not the host), or from the cache of earlier probes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProbedPlugin {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub info: PluginInfo,
+}
+
+impl ProbedPlugin {
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+}
+
+/// Where probes are cached: `$ARENA_CACHE_DIR`, else `$XDG_CACHE_HOME/arena`, else
+/// `~/.cache/arena`; one file per library hash under `plugins/`.
+fn probe_cache() -> Option<PathBuf> {
+    let root = std::env::var_os("ARENA_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|x| PathBuf::from(x).join("arena")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/arena")))?;
+    Some(root.join("plugins"))
+}
+
+/// What the library at `path` declares, without loading it in this process: probed by an
+/// `arena worker` (with the job failure classification: a crash, a hang, a refusal), then
+/// remembered by the file's sha256. Outside the `arena` binary (a test harness embedding the
+/// runtime) with no `$ARENA_WORKER_EXE`, the library is loaded in-process instead.
+pub fn probe(path: &Path) -> Result<ProbedPlugin, PluginLoadError> {
+    let sha256 = sha256_file(path).map_err(|e| {
+        PluginLoadError::Load(LoadError::NotFound { path: path.to_path_buf(), reason: e.to_string() })
+    })?;
+    let cached = probe_cache().map(|d| d.join(format!("{sha256}.json")));
+    if let Some(info) = cached
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| serde_json::from_str::<PluginInfo>(&t).ok())
+    {
+        return Ok(ProbedPlugin { path: path.to_path_buf(), sha256, info });
+    }
+    let info = match crate::isolate::Supervisor::for_probes() {
+        Some(sup) => sup.probe(path, &sha256)?,
+        None => load_pinned(path, Some(&sha256))?.info().clone(),
+    };
+    if let Some(f) = cached
+        && let Some(dir) = f.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        // Atomic: a temporary file renamed into place; a failed write leaves no cache entry.
+        let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+        if serde_json::to_vec(&info).ok().is_some_and(|b| std::fs::write(&tmp, b).is_ok()) {
+            let _ = std::fs::rename(&tmp, &f);
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(ProbedPlugin { path: path.to_path_buf(), sha256, info })
+}
+
 /// A plugin that could not be used.
 #[derive(Debug, Clone)]
 pub enum PluginLoadError {
     Load(LoadError),
-    PinMismatch { path: PathBuf, expected: String, actual: String },
+    PinMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    /// The worker that probed the library refused it (`code`: the loader's, as
+    /// [`LoadError::code`]) or failed (`probe_crashed`, `probe_timeout`, …).
+    Probe {
+        path: PathBuf,
+        code: String,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for PluginLoadError {
@@ -99,15 +169,16 @@ impl std::fmt::Display for PluginLoadError {
                 "{}: sha256 is {actual}, but {expected} is pinned; refusing to run it",
                 path.display()
             ),
+            PluginLoadError::Probe { message, .. } => f.write_str(message),
         }
     }
 }
 
 impl std::error::Error for PluginLoadError {}
 
-/// Every candidate library in `dirs`, loaded (or the reason it could not be).
-pub fn discover(dirs: &[PathBuf]) -> Vec<Result<LoadedPlugin, PluginLoadError>> {
-    candidate_files(dirs).iter().map(|p| load_pinned(p, None)).collect()
+/// Every candidate library in `dirs`, probed (or the reason it could not be).
+pub fn discover(dirs: &[PathBuf]) -> Vec<Result<ProbedPlugin, PluginLoadError>> {
+    candidate_files(dirs).iter().map(|p| probe(p)).collect()
 }
 
 /// Resolves `spec` to a library file: an existing path as given, else a plugin name looked up in
@@ -133,7 +204,7 @@ pub fn resolve(spec: &str, dirs: &[PathBuf]) -> anyhow::Result<PathBuf> {
         }
     }
     for candidate in candidate_files(dirs) {
-        if let Ok(p) = load_plugin(&candidate)
+        if let Ok(p) = probe(&candidate)
             && p.info().name == spec
         {
             return Ok(candidate);

@@ -120,6 +120,7 @@ pub fn exec(args: EvalArgs) -> anyhow::Result<ExitCode> {
         let job = Job {
             plugin: plugin.clone(),
             plugin_sha256: args.sha256.clone(),
+            probe: false,
             task: task.clone(),
             request: EvalRequest {
                 submission: sub,

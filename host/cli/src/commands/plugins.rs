@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use arena_runtime::plugins::{self, LoadedPlugin, PluginLoadError};
+use arena_runtime::plugins::{self, PluginLoadError, ProbedPlugin};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -29,9 +29,9 @@ pub enum PluginsCommand {
     },
 }
 
-fn plugin_json(p: &LoadedPlugin) -> Value {
+fn plugin_json(p: &ProbedPlugin) -> Value {
     json!({
-        "path": p.plugin.path(),
+        "path": p.path,
         "sha256": p.sha256,
         "name": p.info().name,
         "version": p.info().version,
@@ -45,6 +45,9 @@ fn load_error_json(e: &PluginLoadError) -> Value {
         PluginLoadError::Load(l) => json!({"path": l.path(), "error": l.code(), "message": e.to_string()}),
         PluginLoadError::PinMismatch { path, .. } => {
             json!({"path": path, "error": "pin_mismatch", "message": e.to_string()})
+        }
+        PluginLoadError::Probe { path, code, .. } => {
+            json!({"path": path, "error": code, "message": e.to_string()})
         }
     }
 }
@@ -76,7 +79,7 @@ pub fn list(dirs: &PluginDirs, as_json: bool) -> anyhow::Result<ExitCode> {
                     p.info().version,
                     p.info().abi_version,
                     kinds.join(", "),
-                    p.plugin.path().display()
+                    p.path.display()
                 );
             }
             Err(e) => println!("  FAILED {e}"),
@@ -86,7 +89,7 @@ pub fn list(dirs: &PluginDirs, as_json: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let loaded = match plugins::load_pinned(path, None) {
+    let loaded = match plugins::probe(path) {
         Ok(l) => l,
         Err(e) => {
             if as_json {
@@ -103,7 +106,7 @@ pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     }
     let info = loaded.info();
     println!("{} {}", info.name, info.version);
-    println!("  path:   {}", loaded.plugin.path().display());
+    println!("  path:   {}", loaded.path.display());
     println!("  sha256: {}", loaded.sha256);
     println!("  ABI:    {} (this arena: {})", info.abi_version, arena_plugin_api::ABI_VERSION);
     for t in &info.tasks {

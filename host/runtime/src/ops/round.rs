@@ -154,7 +154,7 @@ pub fn prepare(
         refused.push(why);
     }
 
-    let mut by_name: BTreeMap<&str, (PathBuf, plugins::LoadedPlugin)> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, (PathBuf, plugins::ProbedPlugin)> = BTreeMap::new();
     let mut plugin_paths = Vec::new();
     let mut devices = Vec::new();
     // (dataset, draw, seed) → its samples: each draw is made once.
@@ -165,7 +165,7 @@ pub fn prepare(
         if !by_name.contains_key(spec.plugin.as_str()) {
             let path = plugins::resolve(&spec.plugin, plugin_dirs)
                 .with_context(|| format!("competition `{}`: plugin `{}`", spec.competition, spec.plugin))?;
-            let loaded = plugins::load_pinned(&path, None)?;
+            let loaded = plugins::probe(&path)?;
             by_name.insert(&spec.plugin, (path, loaded));
         }
         let (path, loaded) = &by_name[spec.plugin.as_str()];
@@ -279,6 +279,7 @@ pub fn execute(
                         let job = Job {
                             plugin: prepared.plugins[run.spec].clone(),
                             plugin_sha256: None,
+                            probe: false,
                             task: TaskSpec {
                                 kind: spec.kind.clone(),
                                 params: spec.params.clone(),
