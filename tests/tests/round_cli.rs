@@ -530,6 +530,18 @@ fn prose(seed: usize, i: usize) -> String {
     out.join(" ")
 }
 
+/// A submissions file (written in `d`) with one submission of the tiny Llama model at `block`
+/// for `competition`, in a round at `round_block`.
+fn tiny_model_submission(d: &Path, round_block: u64, uid: u16, block: u64, competition: &str) -> String {
+    let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
+    write_json(
+        &d.join("subs.json"),
+        &json!({"block": round_block, "submissions": [
+            {"uid": uid, "hotkey": "m", "block": block, "competition": competition, "path": lm},
+        ]}),
+    )
+}
+
 /// The forced tokenizer of SN9 and SN37, Xenova/gpt-4, in the hub cache: here the tiny model's
 /// own tokenizer with a lower-casing normalizer, so that the token stream differs while the
 /// model still reads it (SN9's "reasonable output" check refuses a foreign one).
@@ -578,13 +590,7 @@ fn the_sn9_competition_runs_from_its_file_on_hub_cache_datasets() {
         hub_dataset(&cache, repo, path, &rows);
     }
     forced_gpt4_tokenizer(&cache);
-    let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
-    let subs = write_json(
-        &d.join("subs.json"),
-        &json!({"block": 5_200_000, "submissions": [
-            {"uid": 7, "hotkey": "m", "block": 5_100_000, "competition": "pretraining-3b", "path": lm},
-        ]}),
-    );
+    let subs = tiny_model_submission(d, 5_200_000, 7, 5_100_000, "pretraining-3b");
     let hash = "0x5c0f0e1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f";
     let run = |comp: &Path| {
         let mut c =
@@ -754,13 +760,7 @@ fn the_sn37_instruct_competition_runs_from_its_file() {
         .collect();
     hub_dataset(&cache, "HuggingFaceFW/fineweb-edu-score-2", "", &fineweb);
     let nltk = nltk_data(d);
-    let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
-    let subs = write_json(
-        &d.join("subs.json"),
-        &json!({"block": 5_000_000, "submissions": [
-            {"uid": 3, "hotkey": "m", "block": 4_990_000, "competition": "finetuning-instruct-8b", "path": lm},
-        ]}),
-    );
+    let subs = tiny_model_submission(d, 5_000_000, 3, 4_990_000, "finetuning-instruct-8b");
     let strict = repo_root().join("competitions/finetuning-instruct-8b.toml");
     let v = ok_json(&sn37_round(&strict, &subs, &cache, Some(&nltk), d));
     let runs = v["runs"].as_array().unwrap();
@@ -860,13 +860,7 @@ fn the_sn37_reasoning_competition_runs_from_its_file() {
         })
         .collect();
     hub_dataset(&cache, "open-r1/codeforces-cots", "", &codeforces);
-    let lm = repo_root().join("tests/fixtures/lm-protocols/llama-40");
-    let subs = write_json(
-        &d.join("subs.json"),
-        &json!({"block": 5_200_000, "submissions": [
-            {"uid": 4, "hotkey": "m", "block": 5_190_000, "competition": "finetuning-reasoning-3b", "path": lm},
-        ]}),
-    );
+    let subs = tiny_model_submission(d, 5_200_000, 4, 5_190_000, "finetuning-reasoning-3b");
     let strict = repo_root().join("competitions/finetuning-reasoning-3b.toml");
     let v = ok_json(&sn37_round(&strict, &subs, &cache, None, d));
     for r in v["runs"].as_array().unwrap() {
