@@ -223,5 +223,6 @@ fn a_truncated_plugin_library_never_loads_in_arena() {
     let good = run(&["plugins", "inspect", replay_plugin().to_str().unwrap(), "--json"]);
     assert_eq!(good.status.code(), Some(0), "{}", text(&good));
     let sha = stdout_json(&good)["sha256"].as_str().unwrap().to_string();
-    assert!(cache.join("plugins").join(format!("{sha}.json")).is_file());
+    let entry = format!("{sha}-abi{}.json", arena_plugin_api::ABI_VERSION);
+    assert!(cache.join("plugins").join(entry).is_file());
 }

@@ -99,7 +99,7 @@ impl ProbedPlugin {
 }
 
 /// Where probes are cached: `$ARENA_CACHE_DIR`, else `$XDG_CACHE_HOME/arena`, else
-/// `~/.cache/arena`; one file per library hash under `plugins/`.
+/// `~/.cache/arena`; one file per library hash (and ABI version) under `plugins/`.
 fn probe_cache() -> Option<PathBuf> {
     let root = std::env::var_os("ARENA_CACHE_DIR")
         .map(PathBuf::from)
@@ -116,7 +116,8 @@ pub fn probe(path: &Path) -> Result<ProbedPlugin, PluginLoadError> {
     let sha256 = sha256_file(path).map_err(|e| {
         PluginLoadError::Load(LoadError::NotFound { path: path.to_path_buf(), reason: e.to_string() })
     })?;
-    let cached = probe_cache().map(|d| d.join(format!("{sha256}.json")));
+    // Keyed by this arena's ABI too: another arena may have accepted a library this one refuses.
+    let cached = probe_cache().map(|d| d.join(format!("{sha256}-abi{}.json", arena_plugin_api::ABI_VERSION)));
     if let Some(info) = cached
         .as_ref()
         .and_then(|f| std::fs::read_to_string(f).ok())
