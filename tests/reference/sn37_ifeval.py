@@ -22,8 +22,18 @@ ROOT = os.path.join(HERE, "..", "..")
 OUT = os.path.join(ROOT, "tests", "golden", "sn37_ifeval.json")
 os.environ["NLTK_DATA"] = os.path.join(ROOT, "tests", "fixtures", "nltk_data")
 
-# SN37's validators run CPython 3.9-3.11, whose sum() adds floats left to right (3.12 compensates).
-assert sys.version_info < (3, 12), "run with CPython 3.11 or older: sum() changed in 3.12"
+
+
+def sn37_sum(xs):
+    """SN37's validators run CPython 3.9-3.11, whose sum() adds floats left to right; 3.12's
+    compensates. On a newer interpreter, add as the older sum() does."""
+    if sys.version_info < (3, 12):
+        return sum(xs)
+    total = 0
+    for x in xs:
+        total += x
+    return total
+
 
 import nltk  # noqa: E402
 from nltk.tokenize.punkt import PunktSentenceTokenizer  # noqa: E402
@@ -247,7 +257,7 @@ def if_eval_score(samples, responses):
             scores += [1 - (ok / n) ** 2] * n
     if dup > len(samples) * 0.1:
         return 1
-    return sum(scores) / len(scores) if scores else 1
+    return sn37_sum(scores) / len(scores) if scores else 1
 
 
 # ---- reasoning datasets (Synthetic1SFTLoader, CodeforcesCOTSLoader) ------------------------
