@@ -120,6 +120,24 @@ pub struct LocalState {
     pub subnets: BTreeMap<u16, LocalSubnet>,
 }
 
+/// The most neurons a subnet of the embedded chain holds: uids are u16, and so is every count
+/// of them the epoch takes; a full subnet refuses registrations instead of wrapping uids.
+pub const MAX_UIDS: usize = u16::MAX as usize;
+
+impl LocalState {
+    /// A state whose subnets fit in u16 uids.
+    fn check(&self) -> Result<()> {
+        for (netuid, s) in &self.subnets {
+            ensure!(
+                s.neurons.len() <= MAX_UIDS,
+                "subnet {netuid} has {} neurons; uids are u16: at most {MAX_UIDS}",
+                s.neurons.len()
+            );
+        }
+        Ok(())
+    }
+}
+
 /// The embedded chain, backed by its file; every change is written back atomically.
 #[derive(Debug)]
 pub struct LocalChain {
@@ -142,11 +160,14 @@ impl LocalChain {
                 e.path()
             )
         })?;
+        let state: LocalState = state;
+        state.check().with_context(|| format!("the chain state {}", path.display()))?;
         Ok(Self { path: path.to_path_buf(), state })
     }
 
     pub fn create(path: &Path, state: LocalState) -> Result<Self> {
         ensure!(!path.exists(), "{} exists; not overwriting a chain state", path.display());
+        state.check()?;
         let chain = Self { path: path.to_path_buf(), state };
         chain.save()?;
         Ok(chain)
@@ -199,6 +220,7 @@ impl LocalChain {
         let block = self.state.block;
         let subnet =
             self.state.subnets.get_mut(&netuid).with_context(|| format!("subnet {netuid} does not exist"))?;
+        ensure!(subnet.neurons.len() < MAX_UIDS, "subnet {netuid} is full: {MAX_UIDS} uids");
         ensure!(subnet.uid_of(hotkey).is_none(), "{hotkey} is already registered on subnet {netuid}");
         super::ss58::decode(hotkey).context("hotkey")?;
         super::ss58::decode(coldkey).context("coldkey")?;

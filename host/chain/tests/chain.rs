@@ -714,3 +714,26 @@ fn a_refused_call_leaves_the_epoch_open() {
     assert!(Journal::load(&journal).unwrap().entries.is_empty());
     assert!(matches!(e.emit(&[(2, 65535)], 0).unwrap(), Outcome::Set { .. }));
 }
+
+/// uids are u16: a full subnet refuses a registration, and a state file with more neurons than
+/// u16 uids is refused when opened, instead of wrapping uids at 65,536.
+#[test]
+fn the_embedded_chain_never_wraps_uids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = Keypair::from_seed(&[9; 32]).unwrap();
+    let other = Keypair::from_seed(&[10; 32]).unwrap().ss58();
+    let h = pair.ss58();
+    let neurons: Vec<(String, String, u64)> =
+        (0..local::MAX_UIDS).map(|_| (h.clone(), h.clone(), 0)).collect();
+    let mut state = local::new_subnet(1, 360, &neurons);
+    let full = tmp.path().join("full.json");
+    let mut chain = LocalChain::create(&full, state.clone()).unwrap();
+    let e = chain.register(1, &other, &other, 0).unwrap_err().to_string();
+    assert!(e.contains("subnet 1 is full: 65535 uids"), "{e}");
+    let subnet = state.subnets.get_mut(&1).unwrap();
+    subnet.neurons.push(subnet.neurons[0].clone());
+    let over = tmp.path().join("over.json");
+    std::fs::write(&over, serde_json::to_string(&state).unwrap()).unwrap();
+    let e = format!("{:#}", LocalChain::open(&over).unwrap_err());
+    assert!(e.contains("subnet 1 has 65536 neurons; uids are u16"), "{e}");
+}
