@@ -226,3 +226,57 @@ fn a_truncated_plugin_library_never_loads_in_arena() {
     let entry = format!("{sha}-abi{}.json", arena_plugin_api::ABI_VERSION);
     assert!(cache.join("plugins").join(entry).is_file());
 }
+
+/// A raw score so large that the aggregate overflows to infinity fails that submission (it
+/// would otherwise outrank every finite total and take the weight).
+#[test]
+fn an_infinite_aggregate_fails_its_submission() {
+    let w = tempfile::tempdir().unwrap();
+    let comp = w.path().join("inf.toml");
+    std::fs::write(
+        &comp,
+        r#"id = "inf"
+competition_id = 0
+netuid = 1
+name = "Inf"
+emission_share = 1.0
+
+[data]
+seed = { kind = "fixed", value = 0 }
+
+[[tasks]]
+name = "x"
+plugin = "replay"
+kind = "replay"
+direction = "higher"
+
+[score]
+direction = "higher"
+aggregate = { kind = "formula", expr = "x * 10.0" }
+
+[ranking]
+policy = { kind = "softmax", temperature = 0.5 }
+lone_win_rate = 1.0
+"#,
+    )
+    .unwrap();
+    let raw = w.path().join("raw.json");
+    std::fs::write(
+        &raw,
+        r#"{"block": 1000, "submissions": [
+            {"uid": 1, "hotkey": "a", "block": 10, "competition": "inf", "tasks": {"x": 1e308}},
+            {"uid": 2, "hotkey": "b", "block": 20, "competition": "inf", "tasks": {"x": 1.0}}]}"#,
+    )
+    .unwrap();
+    let out = arena(&["score", comp.to_str().unwrap(), "--raw", raw.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    let subs = v["competitions"][0]["submissions"].as_array().unwrap();
+    assert_eq!(subs[0]["status"], "failed", "{v}");
+    assert!(subs[0]["reason"].as_str().unwrap_or_default().contains("the aggregate is inf"), "{v}");
+    assert_eq!(subs[1]["status"], "scored", "{v}");
+    let weights = v["weights"].as_array().unwrap();
+    let w1 = weights.iter().find(|w| w["uid"] == 1).map(|w| w["weight"].as_f64().unwrap()).unwrap_or(0.0);
+    let w2 = weights.iter().find(|w| w["uid"] == 2).map(|w| w["weight"].as_f64().unwrap()).unwrap_or(0.0);
+    assert!(w2 > w1, "the finite submission wins: {v}");
+}

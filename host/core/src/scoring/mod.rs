@@ -356,7 +356,9 @@ impl<'a> Scorer<'a> {
             }
         };
         match total {
-            Ok(t) if !t.is_nan() => (status, scores, t),
+            // An aggregate that overflowed to ±inf is no score: it fails, as NaN does, instead
+            // of outranking every finite total.
+            Ok(t) if t.is_finite() => (status, scores, t),
             Ok(t) => {
                 (Status::Failed { reason: format!("the aggregate is {t}") }, scores, comp.score.failure())
             }
