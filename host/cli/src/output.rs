@@ -195,22 +195,35 @@ impl miette::Diagnostic for Report<'_> {
     }
 }
 
+/// Diagnostics rendered with a source snippet; the others get their heading line only, so a
+/// file with thousands of errors renders in time linear in their number.
+pub const SNIPPETS: usize = 50;
+
 /// Renders diagnostics for a terminal (or a log when `color` is false), each with a heading
-/// line `error: FILE:LINE:COL: `field`: message` and, when the source is known, a snippet.
+/// line `error: FILE:LINE:COL: `field`: message` and, for the first [`SNIPPETS`] whose source
+/// is known, a snippet.
 pub fn diagnostics(diags: &[Diagnostic], sources: &[SourceText], color: bool) -> String {
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
-    for diag in diags {
-        let source =
-            sources.iter().find(|s| s.path == diag.file).filter(|_| diag.span.is_some()).map(|s| {
-                NamedSource::new(s.path.display().to_string(), s.text.clone()).with_language("toml")
-            });
+    for (k, diag) in diags.iter().enumerate() {
         let mut heading = format!("{}:{}:{}: ", diag.file.display(), diag.line, diag.column);
         if !diag.field.is_empty() {
             heading.push_str(&format!("`{}`: ", diag.field));
         }
         heading.push_str(&diag.message);
+        if k >= SNIPPETS {
+            let level = match diag.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            out.push_str(&format!("{level}: {heading}\n"));
+            continue;
+        }
+        let source =
+            sources.iter().find(|s| s.path == diag.file).filter(|_| diag.span.is_some()).map(|s| {
+                NamedSource::new(s.path.display().to_string(), s.text.clone()).with_language("toml")
+            });
         let report = Report { diag, source, heading };
         if handler.render_report(&mut out, &report).is_err() {
             out.push_str(&report.heading);

@@ -53,20 +53,26 @@ impl fmt::Display for Diagnostic {
 pub struct SourceText {
     pub path: PathBuf,
     pub text: String,
+    /// Byte offsets where lines start, computed once: a file with many diagnostics costs
+    /// a binary search per diagnostic, not a scan from the start.
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl SourceText {
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
-        SourceText { path: path.into(), text: text.into() }
+        SourceText { path: path.into(), text: text.into(), line_starts: std::sync::OnceLock::new() }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0).chain(self.text.match_indices('\n').map(|(i, _)| i + 1)).collect()
+        });
+        // The last line start at or before the offset.
+        let line = starts.partition_point(|&s| s <= offset);
+        let start = starts[line - 1];
+        (line, self.text[start..offset].chars().count() + 1)
     }
 
     pub fn diagnostic(
@@ -120,4 +126,25 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    /// The indexed lookup gives what a scan from the start gives, at every offset.
+    #[test]
+    fn line_and_column_of_every_offset() {
+        let text = "a = 1\n\nπ = \"é\"\r\nlast";
+        let src = SourceText::new("f.toml", text);
+        for offset in 0..=text.len() + 2 {
+            let o = floor_char_boundary(text, offset.min(text.len()));
+            let before = &text[..o];
+            let want = (
+                before.matches('\n').count() + 1,
+                before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+            );
+            assert_eq!(src.line_col(offset), want, "offset {offset}");
+        }
+    }
 }
