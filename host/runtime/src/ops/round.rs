@@ -30,6 +30,9 @@ pub struct Prepared {
     pub refused: Vec<Option<String>>,
     /// Per spec of the plan.
     pub plugins: Vec<PathBuf>,
+    /// Per spec: the sha256 of the library probed, which its workers are pinned to (a library
+    /// replaced after the check is refused, not run).
+    pub plugin_sha256: Vec<String>,
     /// Per spec: the devices its task kind runs on.
     pub devices: Vec<Vec<arena_plugin_api::DeviceKind>>,
     /// Per spec.
@@ -156,6 +159,7 @@ pub fn prepare(
 
     let mut by_name: BTreeMap<&str, (PathBuf, plugins::ProbedPlugin)> = BTreeMap::new();
     let mut plugin_paths = Vec::new();
+    let mut plugin_sha256 = Vec::new();
     let mut devices = Vec::new();
     // (dataset, draw, seed) → its samples: each draw is made once.
     type Draw = (Option<String>, Sampling, String);
@@ -176,6 +180,7 @@ pub fn prepare(
             )
         })?;
         plugin_paths.push(path.clone());
+        plugin_sha256.push(loaded.sha256.clone());
         devices.push(kind.devices.clone());
         let sampling = match (spec.pages, spec.samples) {
             (Some(p), _) => Sampling::Pages { pages: p.count as usize, rows_per_page: p.rows as usize },
@@ -196,7 +201,7 @@ pub fn prepare(
         }
         samples.push(Arc::clone(&drawn.iter().find(|(k, _)| *k == key).expect("drawn above").1));
     }
-    Ok(Prepared { submissions, refused, plugins: plugin_paths, devices, samples, overlays })
+    Ok(Prepared { submissions, refused, plugins: plugin_paths, plugin_sha256, devices, samples, overlays })
 }
 
 /// How runs are executed.
@@ -278,7 +283,7 @@ pub fn execute(
                             JobLimits { wall: timeout.map(Duration::from_secs_f64), memory_bytes: memory };
                         let job = Job {
                             plugin: prepared.plugins[run.spec].clone(),
-                            plugin_sha256: None,
+                            plugin_sha256: Some(prepared.plugin_sha256[run.spec].clone()),
                             probe: false,
                             task: TaskSpec {
                                 kind: spec.kind.clone(),
