@@ -127,12 +127,31 @@ fn weight_strings_refuse_duplicates_and_non_finite_values() {
     }
 }
 
-/// Runs arena, killing it if it has not finished in `secs` (then the test fails: it hung).
-/// Its output goes to files, so a long output cannot block it on a full pipe.
+/// The address space a hostile input may take arena to: far above what these commands need,
+/// far below what reading a device or a loop forever would take.
+const MEMORY_LIMIT: u64 = 2 << 30;
+
+/// Runs arena under [`MEMORY_LIMIT`], killing it if it has not finished in `secs` (then the test
+/// fails: it hung). Its output goes to files, so a long output cannot block it on a full pipe.
 fn bounded(args: &[&str], secs: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = arena_cmd(args)
+    let mut cmd = arena_cmd(args);
+    // SAFETY: setrlimit only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: MEMORY_LIMIT as libc::rlim_t,
+                rlim_max: MEMORY_LIMIT as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
@@ -314,4 +333,147 @@ fn checking_a_ten_thousand_task_file_takes_seconds() {
     assert!(t.contains("checked 1 file(s): 69993 error(s)"), "{}", &t[t.len().saturating_sub(500)..]);
     assert!(t.contains("tenk.toml:70022:1: `tasks[9999].params`"), "the last error is named at its line");
     assert!(secs < 60.0, "{secs:.1} s");
+}
+
+/// Runs arena bounded in time and memory, and requires a refusal (exit 1 or 2) that says `why`,
+/// with no panic and no signal death.
+fn refused(args: &[&str], why: &str) {
+    let out = bounded(args, 60);
+    let t = text(&out);
+    assert!(matches!(out.status.code(), Some(1) | Some(2)), "{args:?} exited {:?}: {t}", out.status);
+    assert!(t.contains(why), "{args:?}: `{why}` not in: {t}");
+    assert!(!t.contains("panicked"), "{args:?}: {t}");
+}
+
+/// Durations are finite, positive and at most 30 days: `Duration::from_secs_f64` would panic on
+/// the rest.
+#[test]
+fn durations_are_checked_before_they_become_durations() {
+    let comp = repo_root().join("competitions/demo.toml");
+    let comp = comp.to_str().unwrap();
+    let lib = replay_plugin();
+    let lib = lib.to_str().unwrap();
+    for t in ["1e300", "-1", "NaN", "inf", "0"] {
+        let timeout = format!("--timeout={t}");
+        refused(&["eval", "--plugin", lib, "--task", "replay", "--submission", ".", &timeout], "--timeout");
+        refused(&["round", comp, &timeout], "--timeout");
+    }
+    let timeout = "--timeout=1e300";
+    refused(
+        &["eval", "--plugin", lib, "--task", "replay", "--submission", ".", timeout],
+        "more than 30 days",
+    );
+    let malformed = repo_root().join("tests/malformed/limits-timeout-too-long.toml");
+    refused(&["check", malformed.to_str().unwrap()], "seconds is more than 30 days");
+}
+
+/// Block arithmetic on the embedded chain is checked: advancing past u64 or by more than a
+/// bounded number of blocks is refused at once, not a wrap, a panic or hours of work.
+#[test]
+fn block_arithmetic_never_wraps_or_runs_away() {
+    let w = tempfile::tempdir().unwrap();
+    let state = w.path().join("chain.json");
+    let s = state.to_str().unwrap();
+    let out = arena(&["chain", "local", "new", s, "--tempo", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    refused(
+        &["chain", "local", "advance", "--chain", s, "--blocks", "18446744073709551615"],
+        "the limit is 10000000",
+    );
+    let before = std::fs::read(&state).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    v["block"] = serde_json::json!(u64::MAX - 1);
+    std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    refused(&["chain", "local", "advance", "--chain", s, "--blocks", "5"], "overflows the block number");
+}
+
+/// `registered` is bounded by what a subnet holds (uids are u16).
+#[test]
+fn registered_counts_beyond_a_subnet_are_refused() {
+    let w = tempfile::tempdir().unwrap();
+    let raw = w.path().join("raw.json");
+    std::fs::write(&raw, r#"{"block": 1000, "registered": 18446744073709551615, "submissions": []}"#)
+        .unwrap();
+    let comp = repo_root().join("competitions/roleplay.toml");
+    refused(&["score", comp.to_str().unwrap(), "--raw", raw.to_str().unwrap()], "more than a subnet holds");
+}
+
+/// A minimal model directory: config.json and one safetensors file with one tensor.
+fn model_dir(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}"#,
+    )
+    .unwrap();
+    let mut header = br#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#.to_vec();
+    while !header.len().is_multiple_of(8) {
+        header.push(b' ');
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header);
+    bytes.extend([0u8; 4]);
+    std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
+}
+
+/// Directory walks (a model's size, taoverse's directory hash, data folders) never follow a
+/// symlink out of the tree, stop at a loop, and never open a FIFO.
+#[test]
+fn directory_walks_stay_in_the_tree_and_stop_at_loops() {
+    use std::os::unix::fs::symlink;
+    let w = tempfile::tempdir().unwrap();
+    let ok = w.path().join("ok");
+    model_dir(&ok);
+    let out = bounded(&["model", "inspect", ok.to_str().unwrap(), "--json"], 60);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let looped = w.path().join("loop");
+    model_dir(&looped);
+    std::fs::create_dir(looped.join("sub")).unwrap();
+    for i in 0..8 {
+        symlink("..", looped.join(format!("sub/up{i}"))).unwrap();
+    }
+    refused(&["model", "inspect", looped.to_str().unwrap()], "met twice (a symlink loop?)");
+
+    let escape = w.path().join("escape");
+    model_dir(&escape);
+    symlink("/etc", escape.join("etc")).unwrap();
+    refused(&["model", "inspect", escape.to_str().unwrap()], "outside the tree walked");
+
+    let fifo = w.path().join("fifo");
+    model_dir(&fifo);
+    std::fs::remove_file(fifo.join("model.safetensors")).unwrap();
+    assert!(Command::new("mkfifo").arg(fifo.join("model.safetensors")).status().unwrap().success());
+    refused(&["model", "inspect", fifo.to_str().unwrap()], "is a FIFO, not a regular file");
+}
+
+/// The same competition listed twice in a validator configuration is refused by every command
+/// that reads the configuration, not only by `check`.
+#[test]
+fn a_competition_listed_twice_is_refused_where_the_configuration_is_used() {
+    let v = repo_root().join("tests/malformed/validator-competition-listed-twice.toml");
+    let v = v.to_str().unwrap();
+    let comp = repo_root().join("competitions/demo.toml");
+    let w = tempfile::tempdir().unwrap();
+    let raw = w.path().join("raw.json");
+    std::fs::write(&raw, r#"{"block": 1000, "submissions": []}"#).unwrap();
+    refused(&["check", v], "is listed twice");
+    refused(
+        &["score", comp.to_str().unwrap(), "--raw", raw.to_str().unwrap(), "--config", v],
+        "is listed twice",
+    );
+}
+
+/// `arena yuma` bounds its epochs (a capacity overflow panicked) and checks its block arithmetic.
+#[test]
+fn yuma_epochs_are_bounded_and_blocks_checked() {
+    let input = repo_root().join("examples/yuma/epoch.json");
+    let i = input.to_str().unwrap();
+    refused(&["yuma", "--input", i, "--epochs", "18446744073709551615"], "the most one run takes");
+    let w = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&input).unwrap()).unwrap();
+    v["current_block"] = serde_json::json!(u64::MAX - 1);
+    let late = w.path().join("late.json");
+    std::fs::write(&late, serde_json::to_vec(&v).unwrap()).unwrap();
+    refused(&["yuma", "--input", late.to_str().unwrap(), "--epochs", "3"], "the block number overflows");
 }

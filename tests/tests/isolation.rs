@@ -33,6 +33,7 @@ fn each_misbehaving_plugin_fails_only_its_own_job() {
         ("exits", json!({"kind": "exit", "code": 3})),
         ("hangs", json!({"kind": "sleep", "seconds": 60})),
         ("eats-memory", json!({"kind": "alloc", "bytes": 8u64 << 30})),
+        ("segfaults-out-of-memory", json!({"kind": "oom-segfault"})),
         ("writes-stdout", json!({"kind": "stdout"})),
         ("ok-last", json!({"kind": "sum"})),
     ];
@@ -73,6 +74,8 @@ fn each_misbehaving_plugin_fails_only_its_own_job() {
         ("exits", "exited", "exited with code 3"),
         ("hangs", "timeout", "wall-clock limit of 3.0s"),
         ("eats-memory", "out_of_memory", "limit 768.0 MiB"),
+        // A segfault after the address space ran out is out of memory, not a crash.
+        ("segfaults-out-of-memory", "out_of_memory", "limit 768.0 MiB) and was killed by signal 11, SIGSEGV"),
     ];
     for (id, kind, fragment) in expect {
         let r = by_id(id);

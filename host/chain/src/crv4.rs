@@ -61,17 +61,17 @@ impl EpochSchedule {
 
     /// `current_epoch_with_lookahead`: the epoch a call in block `b` counts in.
     fn epoch_at(&self, b: u64) -> u64 {
-        self.subnet_epoch_index + self.epoch_fires(b) as u64
+        self.subnet_epoch_index.saturating_add(self.epoch_fires(b) as u64)
     }
 
     /// The chain's block step, as far as the scheduler goes.
     fn step(&mut self, b: u64) {
-        self.blocks_since_last_step += 1;
+        self.blocks_since_last_step = self.blocks_since_last_step.saturating_add(1);
         self.current_block = b;
         if self.epoch_fires(b) {
             self.last_epoch_block = b;
             self.pending_epoch_at = 0;
-            self.subnet_epoch_index += 1;
+            self.subnet_epoch_index = self.subnet_epoch_index.saturating_add(1);
             self.blocks_since_last_step = 0;
         }
     }
@@ -80,8 +80,11 @@ impl EpochSchedule {
     /// next block.
     pub fn first_reveal_block(&self, reveal_period: u64) -> Result<u64> {
         ensure!(self.tempo != 0, "the subnet's tempo is 0: it runs no epochs, so nothing is ever revealed");
-        let included = self.current_block + 1;
-        let target = self.epoch_at(included) + reveal_period;
+        let included = self.current_block.checked_add(1).context("the block number overflows")?;
+        let target = self
+            .epoch_at(included)
+            .checked_add(reveal_period)
+            .context("the reveal epoch overflows the epoch index")?;
         let mut state = *self;
         let bound = reveal_period.saturating_mul(MAX_TEMPO).saturating_add(MAX_TEMPO);
         for b in included..=included.saturating_add(bound) {
@@ -109,7 +112,11 @@ pub fn reveal_round(
     now: Duration,
 ) -> Result<u64> {
     let first = schedule.first_reveal_block(reveal_period)?;
-    Ok(round_after((first + SECURITY_BLOCK_OFFSET).saturating_sub(schedule.current_block), block_time, now))
+    Ok(round_after(
+        first.saturating_add(SECURITY_BLOCK_OFFSET).saturating_sub(schedule.current_block),
+        block_time,
+        now,
+    ))
 }
 
 /// bittensor-drand ≤ 1.3's reveal round, for runtimes that count epochs by
@@ -121,11 +128,19 @@ pub fn reveal_round_legacy(
     reveal_period: u64,
     block_time: f64,
     now: Duration,
-) -> u64 {
+) -> Result<u64> {
     let (n, t) = (netuid as u64 + 1, tempo as u64 + 1);
-    let epoch = (current_block + n) / t;
-    let first = ((epoch + reveal_period) * t).saturating_sub(n);
-    round_after((first + SECURITY_BLOCK_OFFSET).saturating_sub(current_block), block_time, now)
+    let epoch = current_block.checked_add(n).context("the block number overflows")? / t;
+    let first = epoch
+        .checked_add(reveal_period)
+        .and_then(|e| e.checked_mul(t))
+        .context("the reveal block overflows the block number")?
+        .saturating_sub(n);
+    Ok(round_after(
+        first.saturating_add(SECURITY_BLOCK_OFFSET).saturating_sub(current_block),
+        block_time,
+        now,
+    ))
 }
 
 /// `SCALE(WeightsTlockPayload { hotkey, uids, values, version_key })`.

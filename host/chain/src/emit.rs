@@ -222,7 +222,7 @@ impl Emitter<'_> {
                     params.reveal_period_epochs,
                     BLOCK_TIME,
                     now,
-                ),
+                )?,
             };
             let commit = crv4::commit(&account, &uids, &values, version_key, round)?;
             let call = Call::CommitTimelockedWeights {

@@ -124,6 +124,10 @@ pub struct LocalState {
 /// of them the epoch takes; a full subnet refuses registrations instead of wrapping uids.
 pub const MAX_UIDS: usize = u16::MAX as usize;
 
+/// The most blocks one `advance` runs: each block is a step of every subnet's scheduler, so a
+/// larger count is hours of work, not a typo to carry out.
+pub const MAX_ADVANCE: u64 = 10_000_000;
+
 impl LocalState {
     /// A state whose subnets fit in u16 uids.
     fn check(&self) -> Result<()> {
@@ -187,8 +191,17 @@ impl LocalChain {
             .with_context(|| format!("subnet {netuid} does not exist on this chain"))
     }
 
-    /// Advances `blocks` blocks, running each subnet's epoch at its epoch blocks.
+    /// Advances `blocks` blocks (at most [`MAX_ADVANCE`] at a time), running each subnet's epoch
+    /// at its epoch blocks.
     pub fn advance(&mut self, blocks: u64) -> Result<Vec<(u16, u64)>> {
+        ensure!(
+            blocks <= MAX_ADVANCE,
+            "cannot advance {blocks} blocks at once; the limit is {MAX_ADVANCE} (a year of 12 s blocks is 2,629,800)"
+        );
+        self.state
+            .block
+            .checked_add(blocks)
+            .with_context(|| format!("block {} + {blocks} overflows the block number", self.state.block))?;
         let mut ran = Vec::new();
         for _ in 0..blocks {
             self.state.block += 1;
@@ -209,7 +222,7 @@ impl LocalChain {
                 ran.push((subnet.netuid, block));
             }
             let (epoch, period) = (subnet.epoch_index, subnet.reveal_period_epochs);
-            subnet.weight_commits.retain(|c| epoch <= c.epoch + period);
+            subnet.weight_commits.retain(|c| epoch <= c.epoch.saturating_add(period));
         }
         Ok(ran)
     }
@@ -290,7 +303,7 @@ impl LocalChain {
                     .iter()
                     .position(|c| c.hotkey == hotkey && c.hash == hash)
                     .context("InvalidRevealCommitHashNotMatch: no commit of this hotkey has that hash")?;
-                let due = subnet.weight_commits[pos].epoch + subnet.reveal_period_epochs;
+                let due = subnet.weight_commits[pos].epoch.saturating_add(subnet.reveal_period_epochs);
                 ensure!(epoch == due, "RevealTooEarly: revealable in epoch {due}, now {epoch}");
                 subnet.weight_commits.remove(pos);
                 set_weights(subnet, hotkey, uids, weights, *version_key, block)?;
@@ -409,7 +422,7 @@ fn run_epoch(subnet: &mut LocalSubnet, block: u64) -> Result<()> {
         }
     }
     subnet.last_epoch_block = block;
-    subnet.epoch_index += 1;
+    subnet.epoch_index = subnet.epoch_index.checked_add(1).context("the subnet's epoch index overflows")?;
     Ok(())
 }
 

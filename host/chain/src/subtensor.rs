@@ -311,7 +311,7 @@ impl Chain for Subtensor {
                 }),
                 _ => None,
             };
-            let epoch_index = index.unwrap_or((block + netuid as u64 + 1) / (m.tempo as u64 + 1));
+            let epoch_index = index.unwrap_or(block.saturating_add(netuid as u64 + 1) / (m.tempo as u64 + 1));
             let version = match storage
                 .entry(dynamic::storage::<(), u16>("SubtensorModule", "CommitRevealWeightsVersion"))
             {

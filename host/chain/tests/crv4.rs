@@ -69,7 +69,8 @@ fn reveal_rounds_match_bittensor_drand() {
             i["subnet_reveal_period_epochs"].as_u64().unwrap(),
             i["block_time"].as_f64().unwrap(),
             now(i),
-        );
+        )
+        .unwrap();
         assert_eq!(got, c["sdk_reveal_round"].as_u64().unwrap(), "{}", c["name"]);
     }
 }

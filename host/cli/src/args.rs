@@ -94,9 +94,10 @@ impl WalletArgs {
 
 /// A validator configuration, checked as `arena check` checks it.
 pub fn load_validator(path: &Path) -> Result<arena_core::config::ValidatorConfig> {
-    let parsed = arena_runtime::checker::load::<arena_core::config::ValidatorConfig>(path)
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
-    Ok(parsed.value)
+    arena_runtime::checker::load_validator(path).map_err(|outcome| {
+        eprint!("{}", crate::output::diagnostics(&outcome.diagnostics, &outcome.sources, false));
+        anyhow::anyhow!("the validator configuration {} has errors (see `arena check`)", path.display())
+    })
 }
 
 pub fn table(header: Vec<&str>) -> Table {

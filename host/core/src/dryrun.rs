@@ -89,6 +89,7 @@ pub struct FinalWeight {
 /// Validates RAW.json against the competitions: every submission's tasks are exactly its
 /// competition's, and a uid appears once per competition.
 pub fn validate(raw: &RawScores, comps: &[&Competition]) -> Result<(), String> {
+    scoring::check_registered(raw.registered)?;
     let mut seen = std::collections::BTreeSet::new();
     for (i, s) in raw.submissions.iter().enumerate() {
         let Some(comp) = comps.iter().find(|c| c.id == s.competition) else { continue };
@@ -152,14 +153,21 @@ pub fn score_with(
         Some(f) => f.get(&c.id).copied().unwrap_or(0.0),
         None => c.emission_share,
     };
-    let active_total: f64 = comps.iter().filter(|c| c.schedule.is_active(block)).map(|c| share_of(c)).sum();
+    let active: Vec<f64> =
+        comps.iter().map(|c| if c.schedule.is_active(block) { share_of(c) } else { 0.0 }).collect();
+    if let Some((c, s)) = comps.iter().zip(&active).find(|(_, s)| !(s.is_finite() && **s >= 0.0)) {
+        return Err(format!(
+            "competition `{}` has an emission share of {s}; shares are finite and non-negative",
+            c.id
+        ));
+    }
+    let shares = scoring::normalized(&active);
 
     let mut reports = Vec::new();
     let mut parts: Vec<(f64, BTreeMap<Uid, f64>)> = Vec::new();
-    for scorer in scorers {
+    for (scorer, &share) in scorers.iter().zip(&shares) {
         let comp = scorer.competition;
         let active = comp.schedule.is_active(block);
-        let share = if active && active_total > 0.0 { share_of(comp) / active_total } else { 0.0 };
         let mut report = CompetitionReport {
             id: comp.id.clone(),
             competition_id: comp.competition_id,

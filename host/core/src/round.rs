@@ -105,6 +105,7 @@ pub enum Source {
 /// Checks the submissions against the competitions: every competition is known and every uid
 /// appears once per competition. Errors name the entry (`submissions[i].field`).
 pub fn validate(subs: &SubmissionsFile, comps: &[Competition]) -> Result<(), String> {
+    scoring::check_registered(subs.registered)?;
     let mut seen = std::collections::BTreeSet::new();
     for (i, s) in subs.submissions.iter().enumerate() {
         if !comps.iter().any(|c| c.id == s.competition) {

@@ -24,3 +24,48 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
     Ok(bytes as u64)
 }
+
+/// The longest duration arena accepts anywhere (a job's wall-clock limit, a wait): 30 days.
+pub const MAX_SECONDS: f64 = 30.0 * 86_400.0;
+
+/// A number of seconds as a duration: finite, positive and at most [`MAX_SECONDS`].
+pub fn seconds(t: f64) -> Result<std::time::Duration, String> {
+    if !(t.is_finite() && t > 0.0) {
+        return Err(format!("{t} is not a positive number of seconds"));
+    }
+    if t > MAX_SECONDS {
+        return Err(format!(
+            "{t} seconds is more than 30 days ({MAX_SECONDS} s), the longest duration arena takes"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(t))
+}
+
+/// Parses a number of seconds (command-line `--timeout`), checked as [`seconds`].
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    seconds(t).map(|_| t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_finite_positive_and_bounded() {
+        assert_eq!(seconds(1.5).unwrap(), std::time::Duration::from_millis(1500));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e300, MAX_SECONDS * 1.0001] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
+        assert!(parse_seconds("1e300").unwrap_err().contains("30 days"));
+        assert!(parse_seconds("ten").unwrap_err().contains("not a number"));
+        assert_eq!(parse_seconds(" 90 ").unwrap(), 90.0);
+    }
+
+    #[test]
+    fn sizes_refuse_overflow() {
+        assert_eq!(parse_size("1.5GiB").unwrap(), 1_610_612_736);
+        assert!(parse_size("1e30TiB").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+    }
+}

@@ -195,7 +195,9 @@ fn add<T>(
             into.push(parsed);
         }
         Err(diag) => {
-            let text = text.map(str::to_string).or_else(|| std::fs::read_to_string(&diag.file).ok());
+            let text = text
+                .map(str::to_string)
+                .or_else(|| crate::files::read_text(&diag.file, crate::files::FileKind::Config).ok());
             if let Some(text) = text {
                 out.sources.push(SourceText::new(diag.file.clone(), text));
             }
@@ -219,6 +221,19 @@ pub fn load_runnable(paths: &[PathBuf], plugin_dirs: &[PathBuf]) -> Result<Vec<C
         return Err(outcome);
     }
     load_competitions(paths)
+}
+
+/// Loads a validator configuration for the commands that run one (`round`, `score`,
+/// `set-weights --config`): its own checks' errors are fatal (shares, devices, the same
+/// competition listed twice); its competitions are checked where they are run.
+pub fn load_validator(path: &Path) -> Result<ValidatorConfig, CheckOutcome> {
+    let mut out = CheckOutcome::default();
+    let mut parsed = Vec::new();
+    add(&mut out, load::<ValidatorConfig>(path), None, &mut parsed);
+    let Some(v) = parsed.pop() else { return Err(out) };
+    let (diags, _) = check_validator(&v, &Disk);
+    out.diagnostics.extend(diags);
+    if out.errors() > 0 { Err(out) } else { Ok(v.value) }
 }
 
 /// Loads competition files for `arena score`: every error is fatal there.

@@ -85,18 +85,11 @@ fn offline() -> bool {
 
 /// Data files under `dir`, recursively, sorted by path.
 fn data_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| DATA_EXTENSIONS.contains(&x)) {
-                out.push(p);
-            }
-        }
-    }
+    let mut out: Vec<PathBuf> = crate::files::walk(dir, Default::default())?
+        .into_iter()
+        .map(|f| f.path)
+        .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| DATA_EXTENSIONS.contains(&x)))
+        .collect();
     out.sort();
     if out.is_empty() {
         bail!("{}: no data files ({})", dir.display(), DATA_EXTENSIONS.join(", "));

@@ -104,44 +104,21 @@ pub use arena_core::units::parse_size;
 pub fn directory_hash(dir: &Path) -> anyhow::Result<String> {
     use base64::Engine;
     use sha2::{Digest, Sha256};
-    fn walk(dir: &Path, out: &mut Sha256) -> anyhow::Result<()> {
-        let mut files = Vec::new();
-        let mut dirs = Vec::new();
-        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let entry = entry?;
-            let name = entry
-                .file_name()
-                .into_string()
-                .map_err(|n| anyhow::anyhow!("{n:?}: a file name that is not UTF-8"))?;
-            let ft = entry.file_type()?;
-            // os.walk lists a symlink to a directory among the directories but does not enter it.
-            let is_dir = ft.is_dir() || ft.is_symlink() && entry.path().is_dir();
-            if is_dir {
-                if ft.is_dir() {
-                    dirs.push(name);
-                }
-            } else {
-                files.push(name);
-            }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // os.walk lists a symlink to a directory among the directories but does not enter it.
+    let options = crate::files::WalkOptions { follow_dir_links: false, ..Default::default() };
+    let mut out = Sha256::new();
+    for file in crate::files::walk(dir, options)? {
+        if file.path.file_name().and_then(|n| n.to_str()).is_none() {
+            anyhow::bail!("{}: a file name that is not UTF-8", file.path.display());
         }
-        files.sort();
-        dirs.sort();
-        for f in files {
-            let path = dir.join(&f);
-            let mut h = Sha256::new();
-            let mut file =
-                std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
-            std::io::copy(&mut file, &mut h)?;
-            out.update(base64::engine::general_purpose::STANDARD.encode(h.finalize()).as_bytes());
-        }
-        for d in dirs {
-            walk(&dir.join(d), out)?;
-        }
-        Ok(())
+        let mut h = Sha256::new();
+        let mut f =
+            std::fs::File::open(&file.path).with_context(|| format!("reading {}", file.path.display()))?;
+        std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", file.path.display()))?;
+        out.update(b64.encode(h.finalize()).as_bytes());
     }
-    let mut h = Sha256::new();
-    walk(dir, &mut h)?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(h.finalize()))
+    Ok(b64.encode(out.finalize()))
 }
 
 #[cfg(test)]

@@ -458,6 +458,7 @@ pub fn worker_main() -> i32 {
         }
     }
 
+    report_exhausted_address_space();
     let progress = WorkerProgress { send: &send, cancelled: &cancelled };
     match crate::job::run_in_process(&job, &progress) {
         Ok(output) => {
@@ -467,6 +468,78 @@ pub fn worker_main() -> i32 {
         Err(f) => {
             send(&WorkerEvent::Error { kind: f.kind, message: f.message });
             0
+        }
+    }
+}
+
+/// The action SIGSEGV and SIGBUS had before [`report_exhausted_address_space`] (Rust's stack
+/// overflow handler), restored by the handler before the fault repeats.
+static mut PREVIOUS_SEGV: Option<libc::sigaction> = None;
+static mut PREVIOUS_BUS: Option<libc::sigaction> = None;
+/// The worker's address-space limit, in bytes (`RLIMIT_AS`).
+static AS_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+const EXHAUSTED: &[u8] =
+    b"arena worker: out of memory: the address space limit is reached (a fault after an allocation failed)\n";
+
+/// Under an address-space limit, code that does not check its allocations (C libraries, GPU
+/// drivers) dereferences the null pointer a failed `malloc` gave, and the worker dies of a
+/// segfault. The handler installed here tells that death from a plain crash: on SIGSEGV or
+/// SIGBUS, if a modest mapping can no longer be made, it writes an out-of-memory line to stderr
+/// (which the host classifies as `out_of_memory`); then it puts back the previous handler and
+/// returns, so the fault repeats and ends the worker as before.
+fn report_exhausted_address_space() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        return;
+    }
+    AS_LIMIT.store(lim.rlim_cur, Ordering::SeqCst);
+    extern "C" fn on_fault(sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+        // A 1/32 of the limit, between 16 and 256 MiB: what a process with room left can map.
+        let probe = (AS_LIMIT.load(Ordering::SeqCst) / 32).clamp(16 << 20, 256 << 20) as usize;
+        // SAFETY: mmap, munmap, write and sigaction are plain system calls; the statics were
+        // written once, before any fault could run this handler.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                probe,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                libc::write(2, EXHAUSTED.as_ptr().cast(), EXHAUSTED.len());
+            } else {
+                libc::munmap(p, probe);
+            }
+            let previous = if sig == libc::SIGBUS {
+                (*std::ptr::addr_of!(PREVIOUS_BUS)).as_ref()
+            } else {
+                (*std::ptr::addr_of!(PREVIOUS_SEGV)).as_ref()
+            };
+            match previous {
+                Some(old) => libc::sigaction(sig, old, std::ptr::null_mut()),
+                None => libc::signal(sig, libc::SIG_DFL) as libc::c_int,
+            };
+        }
+    }
+    // SAFETY: the handler only makes system calls; the statics are written here, on the main
+    // thread, before the job (and any other thread that could fault) starts.
+    unsafe {
+        for (sig, slot) in [
+            (libc::SIGSEGV, &mut *std::ptr::addr_of_mut!(PREVIOUS_SEGV)),
+            (libc::SIGBUS, &mut *std::ptr::addr_of_mut!(PREVIOUS_BUS)),
+        ] {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_fault as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, &action, &mut old) == 0 {
+                *slot = Some(old);
+            }
         }
     }
 }

@@ -14,8 +14,6 @@ use arena_core::config::{Constraints, Dtype as WantDtype};
 
 /// Largest config.json / index file read (they are small; a huge one is hostile).
 const MAX_JSON_BYTES: u64 = 4 << 20;
-/// How deep the model directory is walked for its total size.
-const MAX_DEPTH: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -35,6 +33,8 @@ pub enum ModelError {
     DuplicateTensor { name: String, first: String, second: String },
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Walk(String),
 }
 
 /// A model directory as its files describe it.
@@ -57,30 +57,18 @@ pub struct ModelSummary {
 }
 
 fn read_small(path: &Path) -> Result<Vec<u8>, String> {
-    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    let len = crate::files::require_regular(path).map_err(|e| format!("{e:#}"))?;
     if len > MAX_JSON_BYTES {
         return Err(format!("{len} bytes; more than the {MAX_JSON_BYTES} allowed"));
     }
-    std::fs::read(path).map_err(|e| e.to_string())
+    crate::files::read(path, crate::files::FileKind::Metadata).map_err(|e| format!("{e:#}"))
 }
 
-fn total_size(dir: &Path, depth: usize) -> Result<u64, ModelError> {
-    let mut total = 0u64;
-    let entries = std::fs::read_dir(dir).map_err(|e| ModelError::Io(dir.to_path_buf(), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| ModelError::Io(dir.to_path_buf(), e))?;
-        let path = entry.path();
-        if entry.file_name() == ".git" {
-            continue;
-        }
-        let meta = std::fs::metadata(&path).map_err(|e| ModelError::Io(path.clone(), e))?;
-        if meta.is_dir() && depth < MAX_DEPTH {
-            total = total.saturating_add(total_size(&path, depth + 1)?);
-        } else if meta.is_file() {
-            total = total.saturating_add(meta.len());
-        }
-    }
-    Ok(total)
+/// The size of every regular file under `dir` (symlinks inside the tree followed), `.git` left out.
+fn total_size(dir: &Path) -> Result<u64, ModelError> {
+    let options = crate::files::WalkOptions { skip: &[".git"], strict: false, ..Default::default() };
+    let files = crate::files::walk(dir, options).map_err(|e| ModelError::Walk(format!("{e:#}")))?;
+    Ok(files.iter().fold(0u64, |t, f| t.saturating_add(f.len)))
 }
 
 /// The constraints a submission breaks, each as a sentence: the chat template its metadata names
@@ -122,7 +110,7 @@ pub fn size_violations(dir: &Path, c: &Constraints) -> Result<Vec<String>, Model
         return Ok(Vec::new());
     }
     let total = if dir.is_dir() {
-        total_size(dir, 0)?
+        total_size(dir)?
     } else {
         std::fs::metadata(dir).map_err(|e| ModelError::Io(dir.to_path_buf(), e))?.len()
     };
@@ -146,6 +134,7 @@ fn bytes_violations(total: u64, c: &Constraints) -> Vec<String> {
 
 /// One safetensors file's tensors: name → (dtype, shape).
 fn read_header(path: &Path) -> Result<Vec<(String, Dtype, Vec<usize>)>, String> {
+    crate::files::require_regular(path).map_err(|e| format!("{e:#}"))?;
     let file = File::open(path).map_err(|e| e.to_string())?;
     if file.metadata().map_err(|e| e.to_string())?.len() < 8 {
         return Err("shorter than the 8-byte header length".into());
@@ -283,7 +272,7 @@ pub fn inspect(dir: &Path) -> Result<ModelSummary, ModelError> {
         architectures,
         model_type: config.get("model_type").and_then(|v| v.as_str()).map(str::to_string),
         max_positions,
-        total_bytes: total_size(dir, 0)?,
+        total_bytes: total_size(dir)?,
         weight_files,
         tensors: seen.len(),
         parameters,

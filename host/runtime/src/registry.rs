@@ -130,14 +130,7 @@ fn globs(patterns: &[String]) -> anyhow::Result<Option<GlobSet>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let p = entry?.path();
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else {
-            out.push(p);
-        }
-    }
+    out.extend(crate::files::walk(dir, Default::default())?.into_iter().map(|f| f.path));
     Ok(())
 }
 

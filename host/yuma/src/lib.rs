@@ -435,12 +435,23 @@ pub fn epoch(input: &EpochInput) -> Result<EpochResult> {
     Ok(EpochResult { block, uids })
 }
 
+/// The most epochs one [`run`] takes.
+pub const MAX_EPOCHS: usize = 100_000;
+/// The most uids a subnet has: uids are u16, and so is subtensor's `MaxAllowedUids`.
+pub const MAX_UIDS: usize = u16::MAX as usize;
+
 /// Runs `epochs` epochs, `tempo` blocks apart (subtensor's stateful scheduler).
 /// Between epochs the bonds and permits the previous epoch stored carry over, every uid's
 /// `last_update` moves forward by the same amount (validators keep setting the same weights),
 /// and `then[k]` (if any) replaces the weights or stakes of epoch `k + 1`.
 pub fn run(input: &EpochInput, epochs: usize) -> Result<Vec<EpochResult>> {
     ensure!(epochs >= 1, "--epochs must be at least 1");
+    ensure!(epochs <= MAX_EPOCHS, "--epochs {epochs} is more than {MAX_EPOCHS}, the most one run takes");
+    ensure!(
+        input.stake.len() <= MAX_UIDS,
+        "stake has {} entries; a subnet has at most {MAX_UIDS} uids (uids are u16)",
+        input.stake.len()
+    );
     let mut state = input.clone();
     let mut out = Vec::with_capacity(epochs);
     for k in 0..epochs {
@@ -448,9 +459,10 @@ pub fn run(input: &EpochInput, epochs: usize) -> Result<Vec<EpochResult>> {
             let prev: &EpochResult = out.last().context("previous epoch")?;
             let step = state.hyperparameters.tempo as u64;
             state.last_mechanism_step_block = state.current_block;
-            state.current_block += step;
+            let overflow = || anyhow::anyhow!("epoch {k}: the block number overflows u64");
+            state.current_block = state.current_block.checked_add(step).ok_or_else(overflow)?;
             for u in state.last_update.iter_mut() {
-                *u += step;
+                *u = u.checked_add(step).ok_or_else(overflow)?;
             }
             state.validator_permit = prev.uids.iter().map(|u| u.validator_permit).collect();
             state.bonds = Some(Matrix::Sparse(prev.uids.iter().map(|u| u.bonds.clone()).collect()));

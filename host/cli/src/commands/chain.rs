@@ -111,7 +111,7 @@ pub enum LocalCommand {
         #[arg(long)]
         yuma3: bool,
     },
-    /// Advance blocks; each subnet's epoch runs every tempo + 1 blocks.
+    /// Advance blocks (at most 10,000,000 at a time); each subnet's epoch runs at its epoch blocks.
     Advance {
         #[command(flatten)]
         chain: ChainArg,

@@ -64,7 +64,7 @@ pub struct EvalArgs {
     #[arg(long)]
     isolated: bool,
     /// Wall-clock limit per job, in seconds (enforced with --isolated; always passed to the task).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = arena_core::units::parse_seconds)]
     timeout: Option<f64>,
     /// Memory limit per job, e.g. 4GiB (enforced with --isolated; always passed to the task).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -100,7 +100,10 @@ pub fn exec(args: EvalArgs) -> anyhow::Result<ExitCode> {
             load_samples(spec, sampling, &args.seed.to_be_bytes()).context("--samples")?
         }
     };
-    let limits = JobLimits { wall: args.timeout.map(Duration::from_secs_f64), memory_bytes: args.memory };
+    let limits = JobLimits {
+        wall: args.timeout.and_then(|t| arena_core::units::seconds(t).ok()),
+        memory_bytes: args.memory,
+    };
     if !args.isolated && (limits.wall.is_some() || limits.memory_bytes.is_some()) {
         tracing::warn!(
             "--timeout and --memory are enforced only with --isolated; passing them to the task as hints"

@@ -65,7 +65,7 @@ pub struct RoundArgs {
     #[arg(long)]
     in_process: bool,
     /// Wall-clock limit per run in seconds, instead of the competitions' [limits].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = arena_core::units::parse_seconds)]
     timeout: Option<f64>,
     /// Memory limit per run, e.g. 8GiB, instead of the competitions' [limits].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -105,11 +105,6 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
     };
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
-    }
-    if let Some(t) = args.timeout
-        && !(t.is_finite() && t > 0.0)
-    {
-        bail!("--timeout must be a positive number of seconds");
     }
 
     // Without a source on the command line, the validator configuration's network.

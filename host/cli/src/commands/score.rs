@@ -41,11 +41,7 @@ pub fn exec(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     };
     let funding = match &args.config {
         None => None,
-        Some(path) => {
-            let parsed = arena_runtime::checker::load::<arena_core::config::ValidatorConfig>(path)
-                .map_err(|d| anyhow::anyhow!("{d}"))?;
-            Some(parsed.value.funding)
-        }
+        Some(path) => Some(crate::args::load_validator(path)?.funding),
     };
     let raw_text = arena_runtime::files::read_json_text(&args.raw)?;
     let raw: RawScores =

@@ -91,10 +91,8 @@ pub fn check_competition(file: &Parsed<Competition>) -> Vec<Diagnostic> {
         );
     }
 
-    if let Some(t) = c.limits.timeout
-        && !(t.is_finite() && t > 0.0)
-    {
-        err("limits.timeout", format!("{t} is not a positive number of seconds"), None);
+    if let Some(Err(e)) = c.limits.timeout.map(crate::units::seconds) {
+        err("limits.timeout", e, None);
     }
     if c.limits.memory.is_some_and(|m| m.0 == 0) {
         err("limits.memory", "a memory limit of 0 bytes".into(), None);
@@ -297,7 +295,7 @@ fn check_normalization(
 
 fn check_formula(expr: &str, c: &Competition, err: &mut impl FnMut(Severity, &str, String, Option<String>)) {
     let field = "score.aggregate.expr";
-    let formula = match Formula::compile(expr) {
+    let formula = match Formula::compile(expr, c.tasks.len()) {
         Ok(f) => f,
         Err(e) => return err(ERROR, field, e, Some("the formula is a CEL expression".into())),
     };
@@ -611,7 +609,21 @@ pub fn check_validator(
                 None,
             ),
             Ok(c) => {
-                ids.insert(c.value.id.clone(), i);
+                if let Some(j) = ids.insert(c.value.id.clone(), i) {
+                    err(
+                        ERROR,
+                        &format!("competitions[{i}]"),
+                        format!(
+                            "competition `{}` is listed twice: competitions[{j}] ({}) defines it too",
+                            c.value.id,
+                            v.competitions[j].display()
+                        ),
+                        Some(
+                            "list each competition once; its funding share is given once under [funding]"
+                                .into(),
+                        ),
+                    );
+                }
                 if let Some(n) = c.value.netuid.filter(|n| *n != v.netuid) {
                     err(
                         ERROR,

@@ -156,6 +156,12 @@ pub fn softmax(xs: &[f64], temperature: f64) -> Vec<f64> {
     if max == f64::NEG_INFINITY {
         return vec![0.0; xs.len()];
     }
+    if max == f64::INFINITY {
+        // A temperature so small that `x / t` overflows (`inf - inf` would make every weight
+        // NaN): the softmax's limit, the weight split over the largest entries. Any gap between
+        // entries is then more than 700 in `x / t`, so exp of it is 0 as f64 anyway.
+        return winner_take_all(xs);
+    }
     let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
     let sum: f64 = e.iter().sum();
     e.iter().map(|v| v / sum).collect()
@@ -171,9 +177,18 @@ pub fn winner_take_all(xs: &[f64]) -> Vec<f64> {
     normalized(&ones)
 }
 
-/// `xs / Σxs`; all 0 when the sum is 0 or not finite (torch `nan_to_num(0)`).
+/// `xs / Σxs`; all 0 when the sum is 0 (torch `nan_to_num(0)`). Finite entries whose sum
+/// overflows are scaled by their maximum first, so large weights stay weights instead of turning
+/// into `x / inf = 0`; a non-finite entry stays non-finite, for [`to_u16`] to refuse with its uid.
 pub fn normalized(xs: &[f64]) -> Vec<f64> {
     let sum: f64 = xs.iter().sum();
+    if sum.is_infinite() && xs.iter().all(|x| x.is_finite()) {
+        let max = xs.iter().copied().fold(0.0, f64::max);
+        return normalized(&xs.iter().map(|x| x / max).collect::<Vec<_>>());
+    }
+    if xs.iter().any(|x| !x.is_finite()) {
+        return xs.iter().map(|x| if x.is_finite() { 0.0 } else { *x }).collect();
+    }
     xs.iter().map(|x| x / sum).map(|v| if v.is_finite() { v } else { 0.0 }).collect()
 }
 
@@ -226,6 +241,19 @@ pub fn emission_split(parts: &[(f64, &BTreeMap<Uid, f64>)]) -> BTreeMap<Uid, f64
         }
     }
     normalized_map(&total)
+}
+
+/// The most uids a subnet registers: uids and subtensor's `MaxAllowedUids` are u16.
+pub const MAX_REGISTERED: usize = u16::MAX as usize;
+
+/// `registered` (RAW.json, SUBMISSIONS.json) within what a subnet can hold.
+pub fn check_registered(registered: Option<usize>) -> Result<(), String> {
+    match registered {
+        Some(n) if n > MAX_REGISTERED => Err(format!(
+            "registered: {n} uids is more than a subnet holds (uids are u16: at most {MAX_REGISTERED})"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The bittensor SDK's `convert_weights_and_uids_for_emit`: divide by the maximum, scale to
@@ -309,7 +337,7 @@ impl<'a> Scorer<'a> {
     pub fn new(competition: &'a Competition) -> Result<Self, String> {
         let formula = match &competition.score.aggregate {
             Aggregate::WeightedSum => None,
-            Aggregate::Formula { expr } => Some(Formula::compile(expr)?),
+            Aggregate::Formula { expr } => Some(Formula::compile(expr, competition.tasks.len())?),
         };
         Ok(Scorer { competition, formula, weights: task_weights(competition) })
     }
@@ -466,11 +494,18 @@ impl<'a> Scorer<'a> {
 pub fn task_weights(competition: &Competition) -> Vec<f64> {
     let raw: Vec<f64> = competition.tasks.iter().map(|t| t.weight.unwrap_or(0.0)).collect();
     let sum: f64 = raw.iter().sum();
-    if is_close(sum, 1.0) { raw } else { raw.iter().map(|w| w / sum).collect() }
+    if is_close(sum, 1.0) { raw } else { normalized(&raw) }
 }
 
-/// Python's `math.isclose` with its default relative tolerance.
+/// Python's `math.isclose` with its default relative tolerance (an infinity is close only to
+/// itself, as in Python: `inf - 1 <= 1e-9 * inf` would say otherwise).
 pub fn is_close(a: f64, b: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.is_infinite() || b.is_infinite() {
+        return false;
+    }
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
 }
 

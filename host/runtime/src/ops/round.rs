@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use arena_plugin_api::{Device, EvalRequest, Limits, Progress, Sample, Submission, TaskSpec};
@@ -276,11 +276,15 @@ pub fn execute(
                         Err(JobFailure::new(FailureKind::Cancelled, "the round was cancelled"))
                     } else if let Some(why) = &prepared.refused[run.submission] {
                         refused(why.clone())
+                    } else if let Some(Err(why)) =
+                        options.timeout.or(spec.limits.timeout).map(arena_core::units::seconds)
+                    {
+                        Err(JobFailure::new(FailureKind::InvalidParameters, format!("limits.timeout: {why}")))
                     } else {
                         let timeout = options.timeout.or(spec.limits.timeout);
                         let memory = options.memory.or(spec.limits.memory.map(|m| m.0));
-                        let limits =
-                            JobLimits { wall: timeout.map(Duration::from_secs_f64), memory_bytes: memory };
+                        let wall = timeout.and_then(|t| arena_core::units::seconds(t).ok());
+                        let limits = JobLimits { wall, memory_bytes: memory };
                         let job = Job {
                             plugin: prepared.plugins[run.spec].clone(),
                             plugin_sha256: Some(prepared.plugin_sha256[run.spec].clone()),
