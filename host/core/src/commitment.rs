@@ -93,9 +93,20 @@ fn none_if(s: &str) -> Option<String> {
 pub fn produce(format: Format, c: &ModelCommitment) -> Result<String> {
     let fields: Vec<&str> = match format {
         Format::Taoverse => {
-            vec![&c.namespace, &c.name, opt(&c.commit), opt(&c.secure_hash), opt(&c.competition_id)]
+            // taoverse reads the fifth field with int(): "None" would be unreadable.
+            let id = c.competition_id.as_deref().context("a taoverse commitment needs a competition id")?;
+            id.parse::<u32>().with_context(|| format!("competition id {id:?} is not a number"))?;
+            vec![&c.namespace, &c.name, opt(&c.commit), opt(&c.secure_hash), id]
         }
-        Format::TaoverseLegacy => vec![&c.namespace, &c.name, opt(&c.commit), opt(&c.hash)],
+        Format::TaoverseLegacy => {
+            // The 4-field form holds no competition id and no secure hash: refuse to drop them.
+            ensure!(c.competition_id.is_none(), "the legacy taoverse form has no competition id");
+            ensure!(
+                c.secure_hash.is_none() || c.secure_hash == c.hash,
+                "the legacy taoverse form has no secure hash (only the hash)"
+            );
+            vec![&c.namespace, &c.name, opt(&c.commit), opt(&c.hash)]
+        }
         Format::Dippy => {
             vec![
                 &c.namespace,
@@ -212,5 +223,38 @@ pub fn verify(format: Format, c: &ModelCommitment, hotkey: &str, directory_hash:
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `commitment` fuzz target: a legacy 4-field string read as taoverse has no
+    /// competition id, and producing it wrote `:None`, which no validator can read back.
+    #[test]
+    fn a_taoverse_commitment_without_a_competition_id_is_not_produced() {
+        let s = "org:model:0123456789abcdef0123456789abcdef01234567:aGFzaA==";
+        let c = parse(Format::Taoverse, s).unwrap();
+        assert_eq!(c.competition_id, None);
+        let e = produce(Format::Taoverse, &c).unwrap_err().to_string();
+        assert!(e.contains("needs a competition id"), "{e}");
+        assert_eq!(produce(Format::TaoverseLegacy, &c).unwrap(), s);
+        let with_id = ModelCommitment { competition_id: Some("2".into()), hash: None, ..c.clone() };
+        assert_eq!(parse(Format::Taoverse, &produce(Format::Taoverse, &with_id).unwrap()).unwrap(), with_id);
+        let bad = ModelCommitment { competition_id: Some("two".into()), ..c };
+        assert!(produce(Format::Taoverse, &bad).unwrap_err().to_string().contains("not a number"));
+    }
+
+    /// Found by the `commitment` fuzz target: a 5-field string read in the legacy format keeps
+    /// its competition id and secure hash, which producing the 4-field form silently dropped.
+    #[test]
+    fn the_legacy_form_refuses_what_it_cannot_hold() {
+        let s = "org:model:0123456789abcdef0123456789abcdef01234567:c2VjdXJl:2";
+        let c = parse(Format::TaoverseLegacy, s).unwrap();
+        let e = produce(Format::TaoverseLegacy, &c).unwrap_err().to_string();
+        assert!(e.contains("no competition id"), "{e}");
+        let no_id = ModelCommitment { competition_id: None, ..c };
+        assert!(produce(Format::TaoverseLegacy, &no_id).unwrap_err().to_string().contains("no secure hash"));
     }
 }

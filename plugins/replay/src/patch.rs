@@ -162,6 +162,9 @@ fn finish(f: FileChange, line: usize) -> Result<FileChange, ParseError> {
     if f.old_path.is_none() && f.new_path.is_none() {
         return Err(err(line, "a file change with neither an old nor a new path"));
     }
+    if f.paths().any(str::is_empty) {
+        return Err(err(line, "a file change with an empty path"));
+    }
     Ok(f)
 }
 
@@ -328,5 +331,13 @@ diff --git a/l b/l\nnew file mode 120000\nindex 0000000..1\n--- /dev/null\n+++ b
         assert!(parse(long).is_err(), "{:?}", parse(long));
         assert!(parse("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n").is_err());
         assert!(parse("--- a/x\n+++ b/x\n@@ garbage @@\n").is_err());
+    }
+
+    /// Found by the `patch` fuzz target: `rename from ` with nothing after it gave an empty path.
+    #[test]
+    fn an_empty_path_is_refused() {
+        let p = "diff --git a/x b/y\nsimilarity index 90%\nrename from \nrename to y\n";
+        let e = parse(p).unwrap_err();
+        assert!(e.message.contains("empty path"), "{e}");
     }
 }
