@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use arena_core::config::Competition;
 use arena_core::config::check::Files;
 use arena_core::config::source::{Parsed, parse};
-use arena_core::config::Competition;
 use arena_core::diag::Diagnostic;
 
 /// The repository's own competitions, parsed once: RAW.json inputs are scored against them.
@@ -21,7 +21,8 @@ pub fn competitions() -> &'static [Competition] {
             ("finetuning-instruct-8b.toml", include_str!("../../competitions/finetuning-instruct-8b.toml")),
             ("proportional.toml", PROPORTIONAL),
         ] {
-            let parsed: Parsed<Competition> = parse(Path::new(name), text).expect("the repository's competitions parse");
+            let parsed: Parsed<Competition> =
+                parse(Path::new(name), text).expect("the repository's competitions parse");
             out.push(parsed.value);
         }
         out
