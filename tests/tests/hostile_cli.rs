@@ -193,6 +193,8 @@ fn fifos_devices_and_directories_are_not_read() {
         (vec!["score", comp, "--raw", "/dev/zero"], "is a character device"),
         (vec!["round", comp, "--submissions", fifo], "is a FIFO"),
         (vec!["yuma", "--input", fifo], "is a FIFO"),
+        (vec!["chain", "metagraph", "--chain", fifo, "--netuid", "1"], "is a FIFO"),
+        (vec!["chain", "metagraph", "--chain", "/dev/zero", "--netuid", "1"], "is a device"),
     ] {
         let out = bounded(&args, 30);
         assert!(matches!(out.status.code(), Some(1) | Some(2)), "{args:?}: {}", text(&out));

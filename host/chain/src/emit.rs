@@ -96,8 +96,9 @@ impl Journal {
         if !path.exists() {
             return Ok(Self::default());
         }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the weight journal {}", path.display()))?;
+        let bytes = super::read_file(path, "the weight journal", 256 << 20)?;
+        let text = String::from_utf8(bytes)
+            .with_context(|| format!("the weight journal {} is not UTF-8", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing the weight journal {}", path.display()))
     }
 

@@ -111,3 +111,35 @@ pub fn endpoint(network: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// The bytes of a regular file of at most `limit` bytes: the chain state, the weight journal and
+/// keyfiles are read through here, so a FIFO or a device given as one is refused with its kind
+/// named instead of blocking or being read until memory runs out (arena-runtime's `files.rs`
+/// does the same for the other inputs; this crate does not depend on it).
+pub fn read_file(path: &std::path::Path, what: &str, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("reading {what} {shown}: {e}"))?;
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        anyhow::bail!("{what} {shown} is {kind}, not a regular file");
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| anyhow::anyhow!("reading {what} {shown}: {e}"))?;
+    anyhow::ensure!(bytes.len() as u64 <= limit, "{what} {shown} is larger than {} MiB", limit >> 20);
+    Ok(bytes)
+}

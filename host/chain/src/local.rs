@@ -151,8 +151,9 @@ pub struct LocalChain {
 
 impl LocalChain {
     pub fn open(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the chain state {}", path.display()))?;
+        let bytes = super::read_file(path, "the chain state", 256 << 20)?;
+        let text = String::from_utf8(bytes)
+            .with_context(|| format!("the chain state {} is not UTF-8", path.display()))?;
         let de = &mut serde_json::Deserializer::from_str(&text);
         let state = serde_path_to_error::deserialize(de).map_err(|e| {
             let inner = e.inner();

@@ -255,9 +255,7 @@ pub fn encode_env_password(name: &str, password: &str) -> String {
 
 /// Reads a keyfile (decrypting it if needed) into its data.
 pub fn read_keyfile(path: &Path, password: Password) -> Result<KeyfileData> {
-    let raw = Zeroizing::new(
-        std::fs::read(path).with_context(|| format!("reading the keyfile {}", path.display()))?,
-    );
+    let raw = Zeroizing::new(super::read_file(path, "the keyfile", 1 << 20)?);
     if !is_encrypted(&raw) && raw.windows(10).any(|w| w == b"privateKey") && readable_by_others(path) {
         tracing::warn!(
             "{} holds an unencrypted secret key and other users can read it: chmod 600 it",
