@@ -174,3 +174,28 @@ fn a_tiny_temperature_is_the_softmax_limit() {
     let w = arena_core::scoring::softmax(&[1.0, 0.5, 1.0, f64::NEG_INFINITY], 1e-320);
     assert_eq!(w, vec![0.5, 0.0, 0.5, 0.0]);
 }
+
+/// Found by the `raw_scores` fuzz target: a registry competition compared each of 34,795
+/// registered uids with every other (1.2e9 comparisons, past the fuzzer's 10 s). The absent
+/// uids are alike and are counted as one group now: a full subnet scores at once.
+#[test]
+fn a_full_registry_is_scored_at_once() {
+    let roleplay = comps().iter().find(|c| c.id == "roleplay").unwrap();
+    let tasks = roleplay.tasks.iter().map(|t| (t.name.clone(), Some(0.99))).collect();
+    let raw = RawScores {
+        block: None,
+        registered: Some(65_535),
+        submissions: vec![RawSubmission {
+            uid: 7,
+            hotkey: String::new(),
+            block: 1,
+            competition: "roleplay".into(),
+            tasks,
+        }],
+    };
+    let start = std::time::Instant::now();
+    let report = dryrun::score(comps(), None, &raw, 5000, &mut State::default()).unwrap();
+    assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+    let c = report.competitions.iter().find(|c| c.id == "roleplay").unwrap();
+    assert_eq!(c.submissions[0].scored.win_rate, 1.0, "it beats all 65,534 absent uids");
+}

@@ -130,20 +130,41 @@ pub fn win_rates(
     current_block: u64,
     lone_win_rate: f64,
 ) -> Vec<f64> {
+    win_rates_with_absent(contestants, included, None, advantage, direction, current_block, lone_win_rate)
+}
+
+/// [`win_rates`] of `contestants`, each also meeting `absent.2` identical absent opponents
+/// (`absent.0`, included when `absent.1`): the registry's uids without a submission, counted
+/// once instead of compared one by one (a subnet of 65,535 uids would be 4e9 comparisons).
+pub fn win_rates_with_absent(
+    contestants: &[Contestant],
+    included: &[bool],
+    absent: Option<(Contestant, bool, usize)>,
+    advantage: &Advantage,
+    direction: Direction,
+    current_block: u64,
+    lone_win_rate: f64,
+) -> Vec<f64> {
     (0..contestants.len())
         .map(|i| {
             if !included[i] {
                 return 0.0;
             }
-            let mut wins = 0u32;
-            let mut matches = 0u32;
+            let mut wins = 0u64;
+            let mut matches = 0u64;
             for j in (0..contestants.len()).filter(|&j| j != i && included[j]) {
                 matches += 1;
                 if beats(contestants[i], contestants[j], advantage, direction, current_block) {
                     wins += 1;
                 }
             }
-            if matches == 0 { lone_win_rate } else { f64::from(wins) / f64::from(matches) }
+            if let Some((a, true, n)) = absent {
+                matches += n as u64;
+                if beats(contestants[i], a, advantage, direction, current_block) {
+                    wins += n as u64;
+                }
+            }
+            if matches == 0 { lone_win_rate } else { wins as f64 / matches as f64 }
         })
         .collect()
 }
@@ -421,19 +442,26 @@ impl<'a> Scorer<'a> {
             .collect();
         let mut contestants: Vec<Contestant> =
             rows.iter().map(|r| Contestant { total: r.total, block: r.block }).collect();
-        if ranking.opponents == Opponents::Registry {
-            // As SN11's registry: every other registered uid scores the failure score, with no
-            // commit block (later than any submission). They only count as opponents.
-            let absent = Contestant { total: comp.score.failure(), block: u64::MAX };
-            contestants.extend(std::iter::repeat_n(absent, unsubmitted));
+        let m = contestants.len();
+        // As SN11's registry: every other registered uid scores the failure score, with no
+        // commit block (later than any submission). They only count as opponents, and they are
+        // all alike: two stand for them all in the prefilter, one group in the win rates.
+        let absent = (ranking.opponents == Opponents::Registry && unsubmitted > 0)
+            .then(|| Contestant { total: comp.score.failure(), block: u64::MAX });
+        if let Some(a) = absent {
+            contestants.extend(std::iter::repeat_n(a, unsubmitted.min(2)));
         }
-        let included = match ranking.prefilter {
+        let mut included = match ranking.prefilter {
             Prefilter::None => vec![true; contestants.len()],
             Prefilter::CompetitiveUids => competitive(&contestants, &ranking.advantage),
         };
-        let mut rates = win_rates(
+        let absent_included = included.get(m).copied().unwrap_or(false);
+        included.truncate(m);
+        contestants.truncate(m);
+        let mut rates = win_rates_with_absent(
             &contestants,
             &included,
+            absent.map(|a| (a, absent_included, unsubmitted)),
             &ranking.advantage,
             direction,
             current_block,
