@@ -5,8 +5,8 @@
 #
 # With the nightly toolchain installed, targets build with AddressSanitizer; without it (or with
 # ARENA_FUZZ_TOOLCHAIN=pinned), on the pinned toolchain with coverage instrumentation only
-# (`-s none`). ARENA_FUZZ_DEV=1 builds unoptimized: a 2-minute build instead of a long one, for
-# CI's smoke run, where the build takes longer than the fuzzing.
+# (`-s none`). ARENA_FUZZ_DEV=1 builds the dev profile (arena's crates unoptimized, dependencies
+# optimized): a shorter build, for CI's smoke run, where the build takes longer than the fuzzing.
 # New inputs that reach new coverage are added to fuzz/corpus/TARGET; a crash, a timeout or an
 # out-of-memory input is written to fuzz/artifacts/TARGET and stops the run with its status.
 # Every input that ever failed belongs in a regression test (fuzz/README.md).
