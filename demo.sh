@@ -10,7 +10,9 @@
 # - an SN34-style detector competition (competitions/demo-detector.toml) on the embedded chain,
 #   in the real order: four miners publish tiny detectors (arena-tiny-detect) and commit them,
 #   the round reads the commitments, the validator sets the report's weights, an epoch runs
-#   Yuma Consensus; then `arena yuma` previews two epochs of an example subnet.
+#   Yuma Consensus; then the validator service (`arena validator run`) does the same by itself on
+#   a chain whose blocks come with the clock, from the commitments to weights; then `arena yuma`
+#   previews two epochs of an example subnet.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -101,6 +103,45 @@ echo "== the validator sets the report's u16 weights; an epoch runs Yuma Consens
   --journal "$work/weights-journal.json"
 "$arena" chain local advance --chain "$chain" --blocks 20
 "$arena" chain metagraph --chain "$chain" --netuid 1
+echo
+echo "== the validator service: arena validator run, on an embedded chain whose clock makes a block every 0.2 s"
+echo "   the miners commit the same detectors; the validator syncs their commitments, runs the detector"
+echo "   competition's round at its round block through its store's jobs, scores it, sets weights, and"
+echo "   stops at --until-block; arena validator status reads its store"
+vchain="$work/validator-chain.json"
+"$arena" chain local new "$vchain" --netuid 1 --tempo 20 --weights-rate-limit 5 --yuma3 --block-time 0.2
+"$arena" chain local register --chain "$vchain" --netuid 1 --wallet validator --stake 1000000000000
+for i in "${!detectors[@]}"; do
+  m=${detectors[$i]}
+  rev=$(printf '%040x' $((i + 1)))
+  "$arena" chain local register --chain "$vchain" --netuid 1 --wallet "$m"
+  "$arena" commit --chain "$vchain" --netuid 1 --wallet "$m" --repo "demo/$m" --revision "$rev" \
+    --model-dir "$HF_HUB_CACHE/models--demo--$m/snapshots/$rev" --competition-id 2 | tail -n 1
+done
+cat > "$work/validator.toml" <<EOF
+netuid = 1
+network = "local"
+competitions = ["$PWD/competitions/demo-detector.toml"]
+devices = ["cpu"]
+store = "validator.sqlite"
+
+[wallet]
+name = "validator"
+hotkey = "default"
+
+[funding]
+demo-detector = 1.0
+
+[service]
+poll = 0.5
+metagraph = 5.0
+round_blocks = 50
+weights_retry = 2.0
+EOF
+block=$("$arena" chain metagraph --chain "$vchain" --netuid 1 --json | sed -n 's/^  "block": \([0-9]*\).*/\1/p')
+until=$(( (block / 50 + 1) * 50 ))
+"$arena" validator run --config "$work/validator.toml" --chain "$vchain" --until-block "$until"
+"$arena" validator status --config "$work/validator.toml"
 echo
 echo "== yuma: arena yuma --input examples/yuma/epoch.json --epochs 2 (subtensor's epoch, bit for bit)"
 "$arena" yuma --input examples/yuma/epoch.json --epochs 2

@@ -188,3 +188,47 @@ fn validator_and_miners_on_the_embedded_chain() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("chain.json:2:") && text(&out).contains("block"), "{}", text(&out));
 }
+
+/// `--block-time`: the embedded chain makes its blocks with the wall clock, for every process
+/// that opens it.
+#[test]
+fn a_clocked_embedded_chain_makes_blocks_by_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path().join("wallets");
+    let chain = tmp.path().join("chain.json");
+    let chain_s = chain.to_str().unwrap();
+    let h = "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV";
+    let neuron = format!("{h}:{h}:1000");
+    let new = |path: &str, block_time: &str| {
+        run(
+            &w,
+            &[
+                "chain",
+                "local",
+                "new",
+                path,
+                "--tempo",
+                "5",
+                &format!("--block-time={block_time}"),
+                "--neuron",
+                &neuron,
+            ],
+        )
+    };
+    let out = new(chain_s, "0.05");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("a block every 50 ms"), "{}", text(&out));
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let m = stdout_json(&run(&w, &["chain", "metagraph", "--chain", chain_s, "--netuid", "1", "--json"]));
+    assert!(m["block"].as_u64().unwrap() >= 10, "{m}");
+    // Blocks from `advance` come on top of the clock's.
+    let out = ok(&w, &["chain", "local", "advance", "--chain", chain_s, "--blocks", "1000"]);
+    let block: u64 = out.lines().last().unwrap().trim_start_matches("block ").parse().unwrap();
+    assert!(block >= 1010, "{out}");
+    for bad in ["0", "-1", "nan", "inf", "3601", "0.0001", "soon"] {
+        let other = tmp.path().join(format!("bad-{bad}.json"));
+        let out = new(other.to_str().unwrap(), bad);
+        assert_eq!(out.status.code(), Some(2), "--block-time {bad}: {}", text(&out));
+        assert!(!other.exists(), "--block-time {bad}");
+    }
+}

@@ -185,13 +185,17 @@ fn fifos_devices_and_directories_are_not_read() {
     let comp = comp.to_str().unwrap();
     let dir = w.path().to_str().unwrap();
     let fifo = fifo.to_str().unwrap();
+    // `round` checks that its competitions can run before it reads the submissions: the
+    // replay plugin must be found (a cold `cargo test` leaves it in target/debug/deps only).
+    let plugins = arena_e2e::replay_plugin();
+    let plugins = plugins.parent().unwrap().to_str().unwrap();
     for (args, kind) in [
         (vec!["check", fifo], "is a FIFO"),
         (vec!["check", "/dev/zero"], "is a character device"),
         (vec!["check", dir], "is a directory"),
         (vec!["score", comp, "--raw", fifo], "is a FIFO"),
         (vec!["score", comp, "--raw", "/dev/zero"], "is a character device"),
-        (vec!["round", comp, "--submissions", fifo], "is a FIFO"),
+        (vec!["round", comp, "--plugin-dir", plugins, "--submissions", fifo], "is a FIFO"),
         (vec!["yuma", "--input", fifo], "is a FIFO"),
         (vec!["chain", "metagraph", "--chain", fifo, "--netuid", "1"], "is a FIFO"),
         (vec!["chain", "metagraph", "--chain", "/dev/zero", "--netuid", "1"], "is a device"),

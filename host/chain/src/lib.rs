@@ -2,7 +2,7 @@
 //! and writes (weights, commit-reveal, commitments), behind one interface with two
 //! implementations: [`local::LocalChain`] (an embedded subnet state in a JSON file, for the
 //! demo, the tests and subnet owners' simulations) and the subtensor client (feature
-//! `subtensor`, on by default: subxt and tokio).
+//! `subtensor`, on by default: subxt).
 
 pub mod calls;
 pub mod crv4;
@@ -86,19 +86,22 @@ pub struct Receipt {
     pub id: String,
 }
 
-/// A chain: read paths at the current block, and signed calls.
-pub trait Chain {
-    fn current_block(&self) -> Result<u64>;
+/// A chain: read paths at the current block, and signed calls. Async: the subtensor client
+/// awaits its node, and the embedded chain does its (short, file-locked) work in place. The
+/// caller owns the tokio runtime.
+#[async_trait::async_trait]
+pub trait Chain: Send + Sync {
+    async fn current_block(&self) -> Result<u64>;
     /// The hash of a block, `0x…` as chain clients print it.
-    fn block_hash(&self, block: u64) -> Result<String>;
-    fn metagraph(&self, netuid: u16) -> Result<Metagraph>;
-    fn params(&self, netuid: u16) -> Result<SubnetParams>;
+    async fn block_hash(&self, block: u64) -> Result<String>;
+    async fn metagraph(&self, netuid: u16) -> Result<Metagraph>;
+    async fn params(&self, netuid: u16) -> Result<SubnetParams>;
     /// Every commitment on the subnet.
-    fn commitments(&self, netuid: u16) -> Result<Vec<Commitment>>;
+    async fn commitments(&self, netuid: u16) -> Result<Vec<Commitment>>;
     /// Stored weight rows `(uid, [(dest, u16)])`.
-    fn weights(&self, netuid: u16) -> Result<WeightRows>;
+    async fn weights(&self, netuid: u16) -> Result<WeightRows>;
     /// Signs `call` with the hotkey and submits it; returns once it is in a block.
-    fn submit(&mut self, signer: &wallet::Keypair, call: &Call) -> Result<Receipt>;
+    async fn submit(&mut self, signer: &wallet::Keypair, call: &Call) -> Result<Receipt>;
 }
 
 /// `finney`, `test`, `local` (a node on 127.0.0.1:9944) or a `ws://`/`wss://` URL.

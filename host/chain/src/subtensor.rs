@@ -5,8 +5,11 @@
 //! inheritance and TAO weight is computed by the chain itself) and storage
 //! (`Commitments::CommitmentOf`, `SubtensorModule::Weights`, `SubnetEpochIndex`); writes are
 //! dynamic transactions signed with the wallet's sr25519 key and watched until finalized.
-//! Transport failures are [`Transient`] (retried by the emitter); a call the chain refuses is
-//! not.
+//! Transport failures, and a node that does not answer within the client's timeout, are
+//! [`Transient`] (retried by the emitter); a call the chain refuses is not.
+
+use std::future::Future;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use scale_decode::DecodeAsType;
@@ -19,17 +22,24 @@ use subxt::{Config, OnlineClient};
 use super::emit::Transient;
 use super::{Call, Chain, Commitment, Metagraph, Neuron, Receipt, SubnetParams, ss58, wallet};
 
-/// A connection to a subtensor node. Its calls block on the caller's tokio runtime (the handle
-/// given at connection): a library crate never creates a runtime of its own.
+/// How long one RPC may go unanswered by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to a subtensor node. Its methods are async on the caller's tokio runtime (a
+/// library crate never creates one of its own). Every RPC waits at most `timeout`; the wait for
+/// a submitted call's finalization (a few blocks) at most ten times that.
 pub struct Subtensor {
-    rt: tokio::runtime::Handle,
     api: OnlineClient<SubstrateConfig>,
     pub endpoint: String,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Subtensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subtensor").field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("Subtensor")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -37,32 +47,60 @@ fn transient(what: &str, e: impl std::fmt::Display) -> anyhow::Error {
     Transient(format!("{what}: {e}")).into()
 }
 
+/// `fut` (waiting on `endpoint`) within `limit`; no answer in time is [`Transient`].
+async fn within<T>(endpoint: &str, limit: Duration, what: &str, fut: impl Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(limit, fut).await.map_err(|_| {
+        Transient(format!("{what}: no answer from {endpoint} in {} s", limit.as_secs_f64())).into()
+    })
+}
+
 impl Subtensor {
-    /// Connects to `finney`, `test`, `local` or a `ws://`/`wss://` URL, on the runtime `rt`
-    /// (call from outside it: every call blocks on it).
-    pub fn connect(network: &str, rt: tokio::runtime::Handle) -> Result<Self> {
+    /// Connects to `finney`, `test`, `local` or a `ws://`/`wss://` URL.
+    pub async fn connect(network: &str) -> Result<Self> {
         let endpoint = super::endpoint(network).with_context(|| {
             format!("unknown network {network:?}: use finney, test, local or a ws:// URL")
         })?;
-        let api = rt.block_on(async {
-            if endpoint.starts_with("ws://") {
-                // Plain ws is refused by default (it carries the signed calls unencrypted); a local
-                // node or an explicit ws:// URL is the user's choice.
-                OnlineClient::<SubstrateConfig>::from_insecure_url(&endpoint).await
-            } else {
-                OnlineClient::<SubstrateConfig>::from_url(&endpoint).await
-            }
-        });
-        let api = api.map_err(|e| transient(&format!("connecting to {endpoint}"), e))?;
-        Ok(Self { rt, api, endpoint })
+        let what = format!("connecting to {endpoint}");
+        let api = if endpoint.starts_with("ws://") {
+            // Plain ws is refused by default (it carries the signed calls unencrypted); a local
+            // node or an explicit ws:// URL is the user's choice.
+            let connecting = OnlineClient::<SubstrateConfig>::from_insecure_url(&endpoint);
+            within(&endpoint, DEFAULT_TIMEOUT, &what, connecting).await?
+        } else {
+            let connecting = OnlineClient::<SubstrateConfig>::from_url(&endpoint);
+            within(&endpoint, DEFAULT_TIMEOUT, &what, connecting).await?
+        };
+        let api = api.map_err(|e| transient(&what, e))?;
+        Ok(Self { api, endpoint, timeout: DEFAULT_TIMEOUT })
     }
 
     /// A client over any RPC client (tests use subxt's mock client).
-    pub fn from_rpc(rpc: subxt::rpcs::RpcClient, name: &str, rt: tokio::runtime::Handle) -> Result<Self> {
-        let api = rt
-            .block_on(OnlineClient::<SubstrateConfig>::from_rpc_client(rpc))
+    pub async fn from_rpc(rpc: subxt::rpcs::RpcClient, name: &str) -> Result<Self> {
+        let connecting = OnlineClient::<SubstrateConfig>::from_rpc_client(rpc);
+        let api = within(name, DEFAULT_TIMEOUT, "connecting", connecting)
+            .await?
             .map_err(|e| transient("connecting", e))?;
-        Ok(Self { rt, api, endpoint: name.into() })
+        Ok(Self { api, endpoint: name.into(), timeout: DEFAULT_TIMEOUT })
+    }
+
+    /// The longest one RPC may go unanswered (default [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `fut`, an RPC to this node, within the timeout; its error is [`Transient`].
+    async fn rpc<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T> {
+        self.deadline(what, fut).await?.map_err(|e| transient(what, e))
+    }
+
+    /// `fut`, waiting on this node, within the timeout.
+    async fn deadline<T>(&self, what: &str, fut: impl Future<Output = T>) -> Result<T> {
+        within(&self.endpoint, self.timeout, what, fut).await
     }
 }
 
@@ -217,7 +255,7 @@ impl Subtensor {
             subxt::client::OnlineClientAtBlockImpl<SubstrateConfig>,
         >,
     > {
-        self.api.at_current_block().await.map_err(|e| transient("reading the finalized block", e))
+        self.rpc("reading the finalized block", self.api.at_current_block()).await
     }
 
     async fn metagraph_raw(&self, netuid: u16) -> Result<(u64, RawMetagraph)> {
@@ -227,30 +265,25 @@ impl Subtensor {
             "get_metagraph",
             (netuid,),
         );
-        let m = at
-            .runtime_apis()
-            .call(call)
-            .await
-            .map_err(|e| transient("SubnetInfoRuntimeApi_get_metagraph", e))?;
+        let m = self.rpc("SubnetInfoRuntimeApi_get_metagraph", at.runtime_apis().call(call)).await?;
         let m = m.with_context(|| format!("subnet {netuid} does not exist"))?;
         Ok((at.block_number(), m))
     }
 }
 
+#[async_trait::async_trait]
 impl Chain for Subtensor {
-    fn current_block(&self) -> Result<u64> {
-        self.rt.block_on(async { Ok(self.at().await?.block_number()) })
+    async fn current_block(&self) -> Result<u64> {
+        Ok(self.at().await?.block_number())
     }
 
-    fn block_hash(&self, block: u64) -> Result<String> {
-        self.rt.block_on(async {
-            let at = self.api.at_block(block).await.map_err(|e| transient(&format!("block {block}"), e))?;
-            Ok(format!("0x{}", hex::encode(at.block_hash().as_bytes())))
-        })
+    async fn block_hash(&self, block: u64) -> Result<String> {
+        let at = self.rpc(&format!("block {block}"), self.api.at_block(block)).await?;
+        Ok(format!("0x{}", hex::encode(at.block_hash().as_bytes())))
     }
 
-    fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
-        let (block, m) = self.rt.block_on(self.metagraph_raw(netuid))?;
+    async fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
+        let (block, m) = self.metagraph_raw(netuid).await?;
         let n = m.hotkeys.len();
         let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
         let at16 = |v: &[u16], i: usize| v.get(i).copied().unwrap_or(0);
@@ -273,154 +306,133 @@ impl Chain for Subtensor {
         Ok(Metagraph { netuid, block, neurons })
     }
 
-    fn params(&self, netuid: u16) -> Result<SubnetParams> {
-        self.rt.block_on(async {
-            let (block, m) = self.metagraph_raw(netuid).await?;
-            let at = self.at().await?;
-            // The stateful scheduler's storage; runtimes without it count epochs by block.
-            let storage = at.storage();
-            let read = |entry: &'static str| {
-                let storage = &storage;
-                async move {
-                    match storage.entry(dynamic::storage::<(u16,), u64>("SubtensorModule", entry)) {
-                        Ok(e) => e
-                            .fetch((netuid,))
-                            .await
-                            .map_err(|e| transient(entry, e))?
-                            .decode()
-                            .map(Some)
-                            .map_err(|e| anyhow!("{entry}: {e}")),
-                        Err(_) => Ok(None),
-                    }
+    async fn params(&self, netuid: u16) -> Result<SubnetParams> {
+        let (block, m) = self.metagraph_raw(netuid).await?;
+        let at = self.at().await?;
+        // The stateful scheduler's storage; runtimes without it count epochs by block.
+        let storage = at.storage();
+        let read = |entry: &'static str| {
+            let storage = &storage;
+            async move {
+                match storage.entry(dynamic::storage::<(u16,), u64>("SubtensorModule", entry)) {
+                    Ok(e) => self
+                        .rpc(entry, e.fetch((netuid,)))
+                        .await?
+                        .decode()
+                        .map(Some)
+                        .map_err(|e| anyhow!("{entry}: {e}")),
+                    Err(_) => Ok(None),
                 }
-            };
-            let (index, last, pending, since) = (
-                read("SubnetEpochIndex").await?,
-                read("LastEpochBlock").await?,
-                read("PendingEpochAt").await?,
-                read("BlocksSinceLastStep").await?,
-            );
-            let schedule = match (index, last, pending) {
-                (Some(i), Some(l), Some(p)) => Some(super::crv4::EpochSchedule {
-                    last_epoch_block: l,
-                    pending_epoch_at: p,
-                    subnet_epoch_index: i,
-                    tempo: m.tempo,
-                    blocks_since_last_step: since.unwrap_or(0),
-                    current_block: block,
-                }),
-                _ => None,
-            };
-            let epoch_index = index.unwrap_or(block.saturating_add(netuid as u64 + 1) / (m.tempo as u64 + 1));
-            let version = match storage
-                .entry(dynamic::storage::<(), u16>("SubtensorModule", "CommitRevealWeightsVersion"))
-            {
-                Ok(e) => e
-                    .fetch(())
-                    .await
-                    .map_err(|e| transient("CommitRevealWeightsVersion", e))?
-                    .decode()
-                    .map_err(|e| anyhow!("CommitRevealWeightsVersion: {e}"))?,
-                Err(_) => 2,
-            };
-            Ok(SubnetParams {
+            }
+        };
+        let (index, last, pending, since) = (
+            read("SubnetEpochIndex").await?,
+            read("LastEpochBlock").await?,
+            read("PendingEpochAt").await?,
+            read("BlocksSinceLastStep").await?,
+        );
+        let schedule = match (index, last, pending) {
+            (Some(i), Some(l), Some(p)) => Some(super::crv4::EpochSchedule {
+                last_epoch_block: l,
+                pending_epoch_at: p,
+                subnet_epoch_index: i,
                 tempo: m.tempo,
-                weights_rate_limit: m.weights_rate_limit,
-                weights_version_key: m.weights_version,
-                commit_reveal: m.commit_reveal_weights_enabled,
-                reveal_period_epochs: m.commit_reveal_period,
-                epoch_index,
-                commit_reveal_version: version,
-                schedule,
-                max_allowed_validators: m.max_validators,
-            })
+                blocks_since_last_step: since.unwrap_or(0),
+                current_block: block,
+            }),
+            _ => None,
+        };
+        let epoch_index = index.unwrap_or(block.saturating_add(netuid as u64 + 1) / (m.tempo as u64 + 1));
+        let version = match storage
+            .entry(dynamic::storage::<(), u16>("SubtensorModule", "CommitRevealWeightsVersion"))
+        {
+            Ok(e) => self
+                .rpc("CommitRevealWeightsVersion", e.fetch(()))
+                .await?
+                .decode()
+                .map_err(|e| anyhow!("CommitRevealWeightsVersion: {e}"))?,
+            Err(_) => 2,
+        };
+        Ok(SubnetParams {
+            tempo: m.tempo,
+            weights_rate_limit: m.weights_rate_limit,
+            weights_version_key: m.weights_version,
+            commit_reveal: m.commit_reveal_weights_enabled,
+            reveal_period_epochs: m.commit_reveal_period,
+            epoch_index,
+            commit_reveal_version: version,
+            schedule,
+            max_allowed_validators: m.max_validators,
         })
     }
 
-    fn commitments(&self, netuid: u16) -> Result<Vec<Commitment>> {
-        let meta = self.metagraph(netuid)?;
-        self.rt.block_on(async {
-            let at = self.at().await?;
-            let addr = dynamic::storage::<(u16, [u8; 32]), Registration>("Commitments", "CommitmentOf");
-            let mut it = at
-                .storage()
-                .iter(addr, (netuid,))
-                .await
-                .map_err(|e| transient("Commitments::CommitmentOf", e))?;
-            let mut out = Vec::new();
-            while let Some(kv) = it.next().await {
-                let kv = kv.map_err(|e| transient("Commitments::CommitmentOf", e))?;
-                let key = kv.key().map_err(|e| anyhow!("CommitmentOf key: {e}"))?;
-                let account: [u8; 32] = key
-                    .part(1)
-                    .and_then(|p| p.decode_as::<[u8; 32]>().ok().flatten())
-                    .context("CommitmentOf key without an account")?;
-                let reg: Registration =
-                    kv.value().decode_as().map_err(|e| anyhow!("CommitmentOf value: {e}"))?;
-                let hotkey = ss58::encode(&account);
-                let data = match reg.info.fields.first() {
-                    Some(f) => {
-                        data_bytes(f).and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8".into()))
-                    }
-                    None => Err("no fields".into()),
-                };
-                out.push(Commitment {
-                    uid: meta.neurons.iter().find(|n| n.hotkey == hotkey).map(|n| n.uid),
-                    hotkey,
-                    block: reg.block,
-                    data,
-                });
-            }
-            Ok(out)
-        })
+    async fn commitments(&self, netuid: u16) -> Result<Vec<Commitment>> {
+        let meta = self.metagraph(netuid).await?;
+        let at = self.at().await?;
+        let addr = dynamic::storage::<(u16, [u8; 32]), Registration>("Commitments", "CommitmentOf");
+        let what = "Commitments::CommitmentOf";
+        let mut it = self.rpc(what, at.storage().iter(addr, (netuid,))).await?;
+        let mut out = Vec::new();
+        while let Some(kv) = self.deadline(what, it.next()).await? {
+            let kv = kv.map_err(|e| transient(what, e))?;
+            let key = kv.key().map_err(|e| anyhow!("CommitmentOf key: {e}"))?;
+            let account: [u8; 32] = key
+                .part(1)
+                .and_then(|p| p.decode_as::<[u8; 32]>().ok().flatten())
+                .context("CommitmentOf key without an account")?;
+            let reg: Registration = kv.value().decode_as().map_err(|e| anyhow!("CommitmentOf value: {e}"))?;
+            let hotkey = ss58::encode(&account);
+            let data = match reg.info.fields.first() {
+                Some(f) => data_bytes(f).and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8".into())),
+                None => Err("no fields".into()),
+            };
+            out.push(Commitment {
+                uid: meta.neurons.iter().find(|n| n.hotkey == hotkey).map(|n| n.uid),
+                hotkey,
+                block: reg.block,
+                data,
+            });
+        }
+        Ok(out)
     }
 
-    fn weights(&self, netuid: u16) -> Result<super::WeightRows> {
-        self.rt.block_on(async {
-            let at = self.at().await?;
-            let addr = dynamic::storage::<(u16, u16), Vec<(u16, u16)>>("SubtensorModule", "Weights");
-            let mut it = at
-                .storage()
-                .iter(addr, (netuid,))
-                .await
-                .map_err(|e| transient("SubtensorModule::Weights", e))?;
-            let mut out = Vec::new();
-            while let Some(kv) = it.next().await {
-                let kv = kv.map_err(|e| transient("SubtensorModule::Weights", e))?;
-                // Both keys are Identity-hashed: the uid is the last two bytes of the key.
-                let k = kv.key_bytes();
-                let uid = u16::from_le_bytes([k[k.len() - 2], k[k.len() - 1]]);
-                out.push((uid, kv.value().decode().map_err(|e| anyhow!("Weights value: {e}"))?));
-            }
-            out.sort_by_key(|(u, _)| *u);
-            Ok(out)
-        })
+    async fn weights(&self, netuid: u16) -> Result<super::WeightRows> {
+        let at = self.at().await?;
+        let addr = dynamic::storage::<(u16, u16), Vec<(u16, u16)>>("SubtensorModule", "Weights");
+        let what = "SubtensorModule::Weights";
+        let mut it = self.rpc(what, at.storage().iter(addr, (netuid,))).await?;
+        let mut out = Vec::new();
+        while let Some(kv) = self.deadline(what, it.next()).await? {
+            let kv = kv.map_err(|e| transient(what, e))?;
+            // Both keys are Identity-hashed: the uid is the last two bytes of the key.
+            let k = kv.key_bytes();
+            let uid = u16::from_le_bytes([k[k.len() - 2], k[k.len() - 1]]);
+            out.push((uid, kv.value().decode().map_err(|e| anyhow!("Weights value: {e}"))?));
+        }
+        out.sort_by_key(|(u, _)| *u);
+        Ok(out)
     }
 
-    fn submit(&mut self, signer: &wallet::Keypair, call: &Call) -> Result<Receipt> {
+    async fn submit(&mut self, signer: &wallet::Keypair, call: &Call) -> Result<Receipt> {
         call.encode()?;
         let tx = payload(call);
-        self.rt.block_on(async {
-            let mut at = self.at().await?.transactions();
-            let progress = at
-                .sign_and_submit_then_watch_default(&tx, &SubxtSigner(signer))
-                .await
-                .map_err(|e| transient("submitting", e))?;
-            let in_block =
-                progress.wait_for_finalized().await.map_err(|e| transient("waiting for finalization", e))?;
-            let id = format!("0x{}", hex::encode(in_block.extrinsic_hash().as_bytes()));
-            // A call the runtime refused (a dispatch error) is final: not retried.
-            in_block
-                .wait_for_success()
-                .await
-                .map_err(|e| anyhow!("{}::{} failed: {e}", call.name().0, call.name().1))?;
-            let block = self
-                .api
-                .at_block(in_block.block_hash())
-                .await
-                .map_err(|e| transient("reading the inclusion block", e))?
-                .block_number();
-            Ok(Receipt { block, id })
-        })
+        let mut at = self.at().await?.transactions();
+        let progress =
+            self.rpc("submitting", at.sign_and_submit_then_watch_default(&tx, &SubxtSigner(signer))).await?;
+        let finality = self.timeout.saturating_mul(10);
+        let waiting = progress.wait_for_finalized();
+        let in_block = within(&self.endpoint, finality, "waiting for finalization", waiting)
+            .await?
+            .map_err(|e| transient("waiting for finalization", e))?;
+        let id = format!("0x{}", hex::encode(in_block.extrinsic_hash().as_bytes()));
+        // A call the runtime refused (a dispatch error) is final: not retried (no answer is).
+        self.deadline("reading the call's events", in_block.wait_for_success())
+            .await?
+            .map_err(|e| anyhow!("{}::{} failed: {e}", call.name().0, call.name().1))?;
+        let block = self
+            .rpc("reading the inclusion block", self.api.at_block(in_block.block_hash()))
+            .await?
+            .block_number();
+        Ok(Receipt { block, id })
     }
 }

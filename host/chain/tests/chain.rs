@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use arena_chain::emit::{Emitter, Entry, Journal, Outcome, Retry, Transient, with_retry};
+use arena_chain::emit::{
+    Emitter, Entry, Journal, JournalFile, JournalStore, Outcome, Retry, Transient, with_retry,
+};
 use arena_chain::local::{self, LocalChain};
 use arena_chain::wallet::{self, KeyfileData, Keypair, Wallet};
 use arena_chain::{Call, Chain, calls, ss58};
@@ -367,7 +369,7 @@ fn dippy_hash_and_directory_hash_by_hand() {
 const DIPPY_EXPECTED: &str = include_str!("../../../tests/fixtures/chain/dippy_hash.txt").trim_ascii();
 const DIR_EXPECTED: &str = include_str!("../../../tests/fixtures/chain/directory_hash.txt").trim_ascii();
 
-fn emitter<'a>(chain: &'a mut dyn Chain, signer: &'a Keypair, journal: std::path::PathBuf) -> Emitter<'a> {
+fn emitter<'a>(chain: &'a mut dyn Chain, signer: &'a Keypair, journal: &'a mut JournalFile) -> Emitter<'a> {
     Emitter { chain, signer, netuid: 1, journal, retry: Retry::default() }
 }
 
@@ -375,13 +377,13 @@ fn pair(i: u8) -> Keypair {
     Keypair::from_seed(&[i; 32]).unwrap()
 }
 
-/// A fresh [`subnet`] advanced to block 10, and a journal path beside it (the directory lives as
+/// A fresh [`subnet`] advanced to block 10, and a journal file beside it (the directory lives as
 /// long as the returned guard).
-fn subnet_at_block_10(commit_reveal: bool) -> (tempfile::TempDir, LocalChain, std::path::PathBuf) {
+fn subnet_at_block_10(commit_reveal: bool) -> (tempfile::TempDir, LocalChain, JournalFile) {
     let tmp = tempfile::tempdir().unwrap();
     let mut chain = subnet(tmp.path(), commit_reveal);
     chain.advance(10).unwrap();
-    let journal = tmp.path().join("journal.json");
+    let journal = JournalFile(tmp.path().join("journal.json"));
     (tmp, chain, journal)
 }
 
@@ -397,8 +399,8 @@ fn subnet(dir: &std::path::Path, commit_reveal: bool) -> LocalChain {
     LocalChain::create(&dir.join("chain.json"), st).unwrap()
 }
 
-#[test]
-fn local_chain_checks_calls_like_subtensor_and_runs_epochs() {
+#[tokio::test]
+async fn local_chain_checks_calls_like_subtensor_and_runs_epochs() {
     let tmp = tempfile::tempdir().unwrap();
     let mut chain = subnet(tmp.path(), false);
     // Before the first epoch nobody holds a permit.
@@ -409,14 +411,18 @@ fn local_chain_checks_calls_like_subtensor_and_runs_epochs() {
         weights: w,
         version_key: 0,
     };
-    let err = chain.submit(&pair(0), &set(vec![65535, 1])).unwrap_err().to_string();
+    let err = chain.submit(&pair(0), &set(vec![65535, 1])).await.unwrap_err().to_string();
     assert!(err.contains("NeuronNoValidatorPermit"), "{err}");
-    assert_eq!(chain.current_block().unwrap(), 0, "a refused call changes nothing");
+    assert_eq!(chain.current_block().await.unwrap(), 0, "a refused call changes nothing");
     assert_eq!(chain.advance(10).unwrap(), vec![(1, 10)]);
-    assert!(chain.metagraph(1).unwrap().neurons[0].validator_permit);
-    chain.submit(&pair(0), &set(vec![3, 1])).unwrap();
-    assert_eq!(chain.weights(1).unwrap(), vec![(0, vec![(2, 65535), (3, 21845)])], "stored max-upscaled");
-    let err = chain.submit(&pair(0), &set(vec![1, 1])).unwrap_err().to_string();
+    assert!(chain.metagraph(1).await.unwrap().neurons[0].validator_permit);
+    chain.submit(&pair(0), &set(vec![3, 1])).await.unwrap();
+    assert_eq!(
+        chain.weights(1).await.unwrap(),
+        vec![(0, vec![(2, 65535), (3, 21845)])],
+        "stored max-upscaled"
+    );
+    let err = chain.submit(&pair(0), &set(vec![1, 1])).await.unwrap_err().to_string();
     assert!(err.contains("SettingWeightsTooFast"), "{err}");
     for (call, want) in [
         (
@@ -448,70 +454,111 @@ fn local_chain_checks_calls_like_subtensor_and_runs_epochs() {
             "drand",
         ),
     ] {
-        let err = chain.submit(&pair(1), &call).unwrap_err().to_string();
+        let err = chain.submit(&pair(1), &call).await.unwrap_err().to_string();
         assert!(err.contains(want), "{want}: {err}");
     }
-    let err = chain.submit(&pair(50), &set(vec![1, 1])).unwrap_err().to_string();
+    let err = chain.submit(&pair(50), &set(vec![1, 1])).await.unwrap_err().to_string();
     assert!(err.contains("HotKeyNotRegisteredInSubNet"), "{err}");
-    chain.submit(&pair(1), &set(vec![1, 1])).unwrap();
+    chain.submit(&pair(1), &set(vec![1, 1])).await.unwrap();
     // The next epoch turns the weights into incentive; the state survives a reopen.
     chain.advance(10).unwrap();
     let again = LocalChain::open(&chain.path).unwrap();
-    let m = again.metagraph(1).unwrap();
+    let m = again.metagraph(1).await.unwrap();
     assert!(m.neurons[2].incentive > m.neurons[3].incentive && m.neurons[3].incentive > 0);
     assert!(m.neurons[0].dividends > m.neurons[1].dividends);
     // Commitments: a registered hotkey only.
-    chain.submit(&pair(2), &Call::SetCommitment { netuid: 1, data: b"a:b:c:d:0".to_vec() }).unwrap();
-    assert!(chain.submit(&pair(60), &Call::SetCommitment { netuid: 1, data: b"x".to_vec() }).is_err());
-    let cs = chain.commitments(1).unwrap();
+    chain.submit(&pair(2), &Call::SetCommitment { netuid: 1, data: b"a:b:c:d:0".to_vec() }).await.unwrap();
+    assert!(chain.submit(&pair(60), &Call::SetCommitment { netuid: 1, data: b"x".to_vec() }).await.is_err());
+    let cs = chain.commitments(1).await.unwrap();
     assert_eq!((cs.len(), cs[0].uid, cs[0].data.clone()), (1, Some(2), Ok("a:b:c:d:0".to_string())));
-    assert_eq!(chain.block_hash(3).unwrap(), again.block_hash(3).unwrap());
-    assert_ne!(chain.block_hash(3).unwrap(), chain.block_hash(4).unwrap());
-    assert!(chain.block_hash(10_000).is_err());
+    assert_eq!(chain.block_hash(3).await.unwrap(), again.block_hash(3).await.unwrap());
+    assert_ne!(chain.block_hash(3).await.unwrap(), chain.block_hash(4).await.unwrap());
+    assert!(chain.block_hash(10_000).await.is_err());
 }
 
-#[test]
-fn emitter_sets_once_per_epoch_and_survives_a_crash() {
-    let (tmp, mut chain, journal) = subnet_at_block_10(false);
+#[tokio::test]
+async fn emitter_sets_once_per_epoch_and_survives_a_crash() {
+    let (tmp, mut chain, mut journal) = subnet_at_block_10(false);
     let signer = pair(0);
-    let mut e = emitter(&mut chain, &signer, journal.clone());
-    assert!(matches!(e.emit(&[(2, 65535), (3, 100)], 0).unwrap(), Outcome::Set { .. }));
-    assert!(matches!(e.emit(&[(2, 65535)], 0).unwrap(), Outcome::AlreadyDone { epoch: 1 }));
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert!(matches!(e.emit(&[(2, 65535), (3, 100)], 0).await.unwrap(), Outcome::Set { .. }));
+    assert!(matches!(e.emit(&[(2, 65535)], 0).await.unwrap(), Outcome::AlreadyDone { epoch: 1 }));
     // A crash between writing the journal and sending: the epoch is not tried twice.
     chain.advance(10).unwrap();
-    let mut j = Journal::load(&journal).unwrap();
+    let mut j = journal.load().await.unwrap();
     j.entries.insert("1/2".into(), Entry::Sending { block: 20 });
-    std::fs::write(&journal, serde_json::to_string(&j).unwrap()).unwrap();
-    let before = chain.weights(1).unwrap();
-    let mut e = emitter(&mut chain, &signer, journal.clone());
-    assert!(matches!(e.emit(&[(3, 65535)], 0).unwrap(), Outcome::AlreadyDone { epoch: 2 }));
-    assert_eq!(chain.weights(1).unwrap(), before);
+    std::fs::write(&journal.0, serde_json::to_string(&j).unwrap()).unwrap();
+    let before = chain.weights(1).await.unwrap();
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert!(matches!(e.emit(&[(3, 65535)], 0).await.unwrap(), Outcome::AlreadyDone { epoch: 2 }));
+    assert_eq!(chain.weights(1).await.unwrap(), before);
     // The rate limit is respected across epochs.
-    let mut e = emitter(&mut chain, &signer, tmp.path().join("other.json"));
-    assert!(matches!(e.emit(&[(3, 65535)], 0).unwrap(), Outcome::Set { .. }));
+    let mut other = JournalFile(tmp.path().join("other.json"));
+    let mut e = emitter(&mut chain, &signer, &mut other);
+    assert!(matches!(e.emit(&[(3, 65535)], 0).await.unwrap(), Outcome::Set { .. }));
 }
 
-#[test]
-fn emitter_commits_and_reveals_with_commit_reveal_on() {
-    let (_tmp, mut chain, journal) = subnet_at_block_10(true);
+/// A crash after journaling an epoch leaves it `Sending`; `reconcile` settles it from the
+/// metagraph: a call that landed is marked set, one that did not is sent again.
+#[tokio::test]
+async fn reconcile_settles_epochs_a_crash_left_sending() {
+    let (_tmp, mut chain, mut journal) = subnet_at_block_10(false);
+    let signer = pair(0);
+    // Landed: the call went in at block 11 (journaled at 10), the process died before the mark.
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert!(e.reconcile().await.unwrap().is_empty(), "nothing to settle");
+    let Outcome::Set { block, .. } = e.emit(&[(2, 65535)], 0).await.unwrap() else { panic!() };
+    assert_eq!(block, 11);
+    let mut j = journal.load().await.unwrap();
+    j.entries.insert("1/1".into(), Entry::Sending { block: 10 });
+    // Another subnet's entry is not this emitter's to settle.
+    j.entries.insert("2/1".into(), Entry::Sending { block: 10 });
+    journal.save(&j).await.unwrap();
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert_eq!(
+        e.reconcile().await.unwrap(),
+        vec!["epoch 1: weights sent at block 10 landed (last update 11)".to_string()]
+    );
+    let j = journal.load().await.unwrap();
+    assert_eq!(j.entries["1/1"], Entry::Set { block: 11, id: "reconciled".into() });
+    assert_eq!(j.entries["2/1"], Entry::Sending { block: 10 });
+    // Did not land: journaled at block 20 of epoch 2, nothing sent since block 11.
+    chain.advance(9).unwrap();
+    let mut j = journal.load().await.unwrap();
+    j.entries.insert("1/2".into(), Entry::Sending { block: 20 });
+    journal.save(&j).await.unwrap();
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert_eq!(
+        e.reconcile().await.unwrap(),
+        vec!["epoch 2: weights sent at block 20 did not land; the epoch will be sent again".to_string()]
+    );
+    assert!(!e.journal.load().await.unwrap().entries.contains_key("1/2"));
+    assert!(e.reconcile().await.unwrap().is_empty(), "settled once");
+    assert!(matches!(e.emit(&[(3, 65535)], 0).await.unwrap(), Outcome::Set { .. }));
+}
+
+#[tokio::test]
+async fn emitter_commits_and_reveals_with_commit_reveal_on() {
+    let (_tmp, mut chain, mut journal) = subnet_at_block_10(true);
     let signer = pair(0);
     let err = chain
         .submit(
             &signer,
             &Call::SetWeights { netuid: 1, mechanism: 0, uids: vec![2], weights: vec![1], version_key: 0 },
         )
+        .await
         .unwrap_err();
     assert!(err.to_string().contains("CommitRevealEnabled"));
-    let mut e = emitter(&mut chain, &signer, journal.clone());
-    let Outcome::Committed { reveal_epoch, .. } = e.emit(&[(2, 65535), (3, 30000)], 0).unwrap() else {
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    let Outcome::Committed { reveal_epoch, .. } = e.emit(&[(2, 65535), (3, 30000)], 0).await.unwrap() else {
         panic!()
     };
     assert_eq!(reveal_epoch, 2);
-    assert!(chain.weights(1).unwrap().is_empty(), "nothing set before the reveal");
+    assert!(chain.weights(1).await.unwrap().is_empty(), "nothing set before the reveal");
     chain.advance(10).unwrap();
-    let mut e = emitter(&mut chain, &signer, journal.clone());
-    assert!(matches!(e.emit(&[(2, 1)], 0).unwrap(), Outcome::Revealed { epoch: 2, .. }));
-    assert_eq!(chain.weights(1).unwrap(), vec![(0, vec![(2, 65535), (3, 30000)])]);
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert!(matches!(e.emit(&[(2, 1)], 0).await.unwrap(), Outcome::Revealed { epoch: 2, .. }));
+    assert_eq!(chain.weights(1).await.unwrap(), vec![(0, vec![(2, 65535), (3, 30000)])]);
     // A reveal with other values than committed is refused by the chain.
     let bad = Call::RevealWeights {
         netuid: 1,
@@ -521,31 +568,41 @@ fn emitter_commits_and_reveals_with_commit_reveal_on() {
         salt: vec![1],
         version_key: 0,
     };
-    assert!(chain.submit(&signer, &bad).unwrap_err().to_string().contains("InvalidRevealCommitHashNotMatch"));
+    assert!(
+        chain
+            .submit(&signer, &bad)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("InvalidRevealCommitHashNotMatch")
+    );
 }
 
-#[test]
-fn transient_errors_are_retried_and_others_are_not() {
+#[tokio::test]
+async fn transient_errors_are_retried_and_others_are_not() {
+    let quick = Retry { attempts: 4, base: std::time::Duration::from_millis(1) };
     let mut n = 0;
-    let r = with_retry(Retry { attempts: 4, base: std::time::Duration::from_millis(1) }, || {
+    let r = with_retry(quick, || {
         n += 1;
-        if n < 3 { Err(Transient("connection reset".into()).into()) } else { Ok(n) }
-    });
+        let n = n;
+        async move { if n < 3 { Err(Transient("connection reset".into()).into()) } else { Ok(n) } }
+    })
+    .await;
     assert_eq!(r.unwrap(), 3);
     let mut m = 0;
-    let r: anyhow::Result<()> =
-        with_retry(Retry { attempts: 4, base: std::time::Duration::from_millis(1) }, || {
-            m += 1;
-            anyhow::bail!("SettingWeightsTooFast")
-        });
+    let r: anyhow::Result<()> = with_retry(quick, || {
+        m += 1;
+        async { anyhow::bail!("SettingWeightsTooFast") }
+    })
+    .await;
     assert!(r.is_err());
     assert_eq!(m, 1);
     let mut k = 0;
-    let r: anyhow::Result<()> =
-        with_retry(Retry { attempts: 3, base: std::time::Duration::from_millis(1) }, || {
-            k += 1;
-            Err(Transient("down".into()).into())
-        });
+    let r: anyhow::Result<()> = with_retry(Retry { attempts: 3, ..quick }, || {
+        k += 1;
+        async { Err(Transient("down".into()).into()) }
+    })
+    .await;
     assert!(r.is_err());
     assert_eq!(k, 3);
 }
@@ -618,14 +675,15 @@ struct Crv4Chain {
     sent: Vec<Call>,
 }
 
+#[async_trait::async_trait]
 impl Chain for Crv4Chain {
-    fn current_block(&self) -> anyhow::Result<u64> {
+    async fn current_block(&self) -> anyhow::Result<u64> {
         Ok(5_000_100)
     }
-    fn block_hash(&self, _: u64) -> anyhow::Result<String> {
+    async fn block_hash(&self, _: u64) -> anyhow::Result<String> {
         Ok("0x00".into())
     }
-    fn metagraph(&self, netuid: u16) -> anyhow::Result<arena_chain::Metagraph> {
+    async fn metagraph(&self, netuid: u16) -> anyhow::Result<arena_chain::Metagraph> {
         let n = arena_chain::Neuron {
             uid: 0,
             hotkey: self.me.clone(),
@@ -642,7 +700,7 @@ impl Chain for Crv4Chain {
         };
         Ok(arena_chain::Metagraph { netuid, block: 5_000_100, neurons: vec![n] })
     }
-    fn params(&self, _: u16) -> anyhow::Result<arena_chain::SubnetParams> {
+    async fn params(&self, _: u16) -> anyhow::Result<arena_chain::SubnetParams> {
         Ok(arena_chain::SubnetParams {
             tempo: 360,
             weights_rate_limit: 100,
@@ -662,32 +720,34 @@ impl Chain for Crv4Chain {
             max_allowed_validators: 64,
         })
     }
-    fn commitments(&self, _: u16) -> anyhow::Result<Vec<arena_chain::Commitment>> {
+    async fn commitments(&self, _: u16) -> anyhow::Result<Vec<arena_chain::Commitment>> {
         Ok(vec![])
     }
-    fn weights(&self, _: u16) -> anyhow::Result<arena_chain::WeightRows> {
+    async fn weights(&self, _: u16) -> anyhow::Result<arena_chain::WeightRows> {
         Ok(vec![])
     }
-    fn submit(&mut self, _: &Keypair, call: &Call) -> anyhow::Result<arena_chain::Receipt> {
+    async fn submit(&mut self, _: &Keypair, call: &Call) -> anyhow::Result<arena_chain::Receipt> {
         self.sent.push(call.clone());
         Ok(arena_chain::Receipt { block: 5_000_101, id: "0x01".into() })
     }
 }
 
-#[test]
-fn emitter_sends_timelocked_commits_where_the_runtime_is_crv4() {
+#[tokio::test]
+async fn emitter_sends_timelocked_commits_where_the_runtime_is_crv4() {
     let tmp = tempfile::tempdir().unwrap();
     let signer = pair(9);
     let mut chain = Crv4Chain { me: signer.ss58(), sent: vec![] };
     let before = arena_chain::crv4::now().unwrap();
-    let mut e = emitter(&mut chain, &signer, tmp.path().join("j.json"));
-    let Outcome::Timelocked { reveal_round, .. } = e.emit(&[(3, 65535), (7, 100)], 5).unwrap() else {
+    let mut journal = JournalFile(tmp.path().join("j.json"));
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    let Outcome::Timelocked { reveal_round, .. } = e.emit(&[(3, 65535), (7, 100)], 5).await.unwrap() else {
         panic!()
     };
     // The round bittensor-drand 2.0 computes for this scheduler state (first reveal block
     // 5_000_360, +3, 263 blocks of 12 s from now).
-    let want = arena_chain::crv4::reveal_round(&chain.params(1).unwrap().schedule.unwrap(), 1, 12.0, before)
-        .unwrap();
+    let want =
+        arena_chain::crv4::reveal_round(&chain.params(1).await.unwrap().schedule.unwrap(), 1, 12.0, before)
+            .unwrap();
     assert!(reveal_round == want || reveal_round == want + 1, "{reveal_round} vs {want}");
     let [
         Call::CommitTimelockedWeights {
@@ -700,19 +760,20 @@ fn emitter_sends_timelocked_commits_where_the_runtime_is_crv4() {
     assert_eq!(*r, reveal_round);
     let payload = arena_chain::crv4::payload(&signer.public(), &[3, 7], &[65535, 100], 5);
     assert_eq!(commit.len(), payload.len() + 244);
-    let mut e = emitter(&mut chain, &signer, tmp.path().join("j.json"));
-    assert!(matches!(e.emit(&[(3, 1)], 5).unwrap(), Outcome::AlreadyDone { epoch: 13_000 }));
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert!(matches!(e.emit(&[(3, 1)], 5).await.unwrap(), Outcome::AlreadyDone { epoch: 13_000 }));
 }
 
-#[test]
-fn a_refused_call_leaves_the_epoch_open() {
-    let (_tmp, mut chain, journal) = subnet_at_block_10(false);
+#[tokio::test]
+async fn a_refused_call_leaves_the_epoch_open() {
+    let (_tmp, mut chain, mut journal) = subnet_at_block_10(false);
     // uid 9 does not exist: the chain refuses, nothing was included, the epoch stays open.
     let signer = pair(0);
-    let mut e = emitter(&mut chain, &signer, journal.clone());
-    assert!(e.emit(&[(9, 65535)], 0).unwrap_err().to_string().contains("UidVecContainInvalidOne"));
-    assert!(Journal::load(&journal).unwrap().entries.is_empty());
-    assert!(matches!(e.emit(&[(2, 65535)], 0).unwrap(), Outcome::Set { .. }));
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert!(e.emit(&[(9, 65535)], 0).await.unwrap_err().to_string().contains("UidVecContainInvalidOne"));
+    assert!(Journal::load(&journal.0).unwrap().entries.is_empty());
+    let mut e = emitter(&mut chain, &signer, &mut journal);
+    assert!(matches!(e.emit(&[(2, 65535)], 0).await.unwrap(), Outcome::Set { .. }));
 }
 
 /// uids are u16: a full subnet refuses a registration, and a state file with more neurons than
@@ -736,4 +797,145 @@ fn the_embedded_chain_never_wraps_uids() {
     std::fs::write(&over, serde_json::to_string(&state).unwrap()).unwrap();
     let e = format!("{:#}", LocalChain::open(&over).unwrap_err());
     assert!(e.contains("subnet 1 has 65536 neurons; uids are u16"), "{e}");
+}
+
+fn commitment_call(data: &str) -> Call {
+    Call::SetCommitment { netuid: 1, data: data.as_bytes().to_vec() }
+}
+
+fn commitment_of(cs: &[arena_chain::Commitment], hotkey: &str) -> Option<String> {
+    cs.iter().find(|c| c.hotkey == hotkey).and_then(|c| c.data.clone().ok())
+}
+
+/// Two handles on one state file (a validator and a miner's `arena commit`): each sees the
+/// other's writes, and neither's write overwrites the other's.
+#[tokio::test]
+async fn two_handles_on_one_state_file_lose_no_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = subnet(tmp.path(), false);
+    let mut b = LocalChain::open(&a.path).unwrap();
+    a.submit(&pair(2), &commitment_call("a:1")).await.unwrap();
+    assert_eq!(commitment_of(&b.commitments(1).await.unwrap(), &pair(2).ss58()).as_deref(), Some("a:1"));
+    // b's handle was opened before a's submit; its write keeps a's.
+    let r = b.submit(&pair(3), &commitment_call("b:1")).await.unwrap();
+    assert_eq!(r.block, 2, "one block per call, counted across handles");
+    let cs = a.commitments(1).await.unwrap();
+    assert_eq!(commitment_of(&cs, &pair(2).ss58()).as_deref(), Some("a:1"));
+    assert_eq!(commitment_of(&cs, &pair(3).ss58()).as_deref(), Some("b:1"));
+    assert_eq!(a.current_block().await.unwrap(), 2);
+    a.advance(1).unwrap();
+    assert_eq!((a.state.block, b.current_block().await.unwrap()), (3, 3));
+    use std::os::unix::fs::PermissionsExt;
+    let lock = local::lock_path(&a.path);
+    assert_eq!(std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777, 0o600);
+    // A mistyped path leaves no lock file behind.
+    let missing = tmp.path().join("nope.json");
+    assert!(LocalChain::open(&missing).unwrap_err().to_string().contains("reading the chain state"));
+    assert!(!local::lock_path(&missing).exists());
+}
+
+/// Eight writers, each with its own handle, 20 commitments each at the same time: every
+/// writer's last commitment is there and every call got its own block.
+#[test]
+fn concurrent_writers_on_one_state_file_lose_no_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("chain.json");
+    let neurons: Vec<(String, String, u64)> =
+        (0..8).map(|i| (pair(20 + i).ss58(), pair(20 + i).ss58(), 0)).collect();
+    LocalChain::create(&path, local::new_subnet(1, 360, &neurons)).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..8u8 {
+            let path = &path;
+            s.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let mut chain = LocalChain::open(path).unwrap();
+                let signer = pair(20 + i);
+                for k in 0..20 {
+                    rt.block_on(chain.submit(&signer, &commitment_call(&format!("w{i}:{k}")))).unwrap();
+                }
+            });
+        }
+    });
+    let chain = LocalChain::open(&path).unwrap();
+    let cs = chain.state.commitments(1).unwrap();
+    for i in 0..8u8 {
+        assert_eq!(commitment_of(&cs, &pair(20 + i).ss58()), Some(format!("w{i}:19")), "writer {i}");
+    }
+    assert_eq!(chain.state.block, 160, "each of the 160 calls in its own block");
+}
+
+/// With a clock the chain makes a block every `block_time_ms` of wall time, runs its epochs at
+/// their blocks, lands a call in the block after the clock's, and `advance` adds blocks on top.
+#[tokio::test]
+async fn a_clocked_chain_makes_blocks_with_the_wall_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("chain.json");
+    let neurons: Vec<(String, String, u64)> =
+        (0..4).map(|i| (pair(i).ss58(), pair(100 + i).ss58(), 1_000_000_000)).collect();
+    let mut st = local::new_subnet(1, 10, &neurons);
+    let origin = local::now_ms().unwrap();
+    st.clock = Some(local::Clock { block_time_ms: 50, origin_unix_ms: origin, origin_block: 0 });
+    let mut chain = LocalChain::create(&path, st).unwrap();
+    let blocks_now = || (local::now_ms().unwrap() - origin) / 50;
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let lo = blocks_now();
+    let block = chain.current_block().await.unwrap();
+    let hi = blocks_now();
+    assert!(lo <= block && block <= hi && block >= 14, "{lo} <= {block} <= {hi}");
+    assert_eq!(chain.params(1).await.unwrap().epoch_index, block / 10, "an epoch every 10 blocks");
+    // The catching up is written back: another handle starts from there.
+    assert!(LocalChain::open(&path).unwrap().state.block >= block);
+    // A call lands in the block after the clock's.
+    let lo = blocks_now();
+    let r = chain.submit(&pair(2), &commitment_call("x:1")).await.unwrap();
+    let hi = blocks_now();
+    assert!(lo < r.block && r.block <= hi + 1, "{lo} < {} <= {hi} + 1", r.block);
+    // `advance` adds blocks on top of the clock, which keeps its pace after them.
+    let before = chain.current_block().await.unwrap();
+    chain.advance(100).unwrap();
+    let after = chain.current_block().await.unwrap();
+    assert!(after >= before + 100 && after <= 100 + blocks_now() + 1, "{before} + 100 <= {after}");
+
+    // An hour-long block: calls submitted before it is due share the next block.
+    let slow = tmp.path().join("slow.json");
+    let mut st = local::new_subnet(1, 10, &neurons);
+    st.block = 5;
+    st.clock = Some(local::Clock::starting_now(3_600_000, 5).unwrap());
+    let mut chain = LocalChain::create(&slow, st).unwrap();
+    let r1 = chain.submit(&pair(2), &commitment_call("a:1")).await.unwrap();
+    let r2 = chain.submit(&pair(3), &commitment_call("b:1")).await.unwrap();
+    assert_eq!((r1.block, r2.block, chain.current_block().await.unwrap()), (6, 6, 6));
+
+    // A clock in the future shows its origin block; one too far behind is refused, not run.
+    let future = tmp.path().join("future.json");
+    let mut st = local::new_subnet(1, 10, &neurons);
+    st.block = 7;
+    st.clock = Some(local::Clock { block_time_ms: 1, origin_unix_ms: origin + 3_600_000, origin_block: 7 });
+    assert_eq!(LocalChain::create(&future, st).unwrap().current_block().await.unwrap(), 7);
+    let stale = tmp.path().join("stale.json");
+    let mut st = local::new_subnet(1, 10, &neurons);
+    st.clock = Some(local::Clock {
+        block_time_ms: 1,
+        origin_unix_ms: origin - local::MAX_ADVANCE - 1_000,
+        origin_block: 0,
+    });
+    let e = LocalChain::create(&stale, st).unwrap().current_block().await.unwrap_err().to_string();
+    assert!(e.contains("blocks one access catches up"), "{e}");
+    // A clock without a block time is refused when the file is read.
+    let text =
+        std::fs::read_to_string(&slow).unwrap().replace("\"block_time_ms\": 3600000", "\"block_time_ms\": 0");
+    std::fs::write(&slow, text).unwrap();
+    let e = format!("{:#}", LocalChain::open(&slow).unwrap_err());
+    assert!(e.contains("block_time_ms is 0"), "{e}");
+}
+
+/// The emitter's futures can move between threads (a service spawns them).
+#[test]
+fn emitter_futures_are_send() {
+    fn check(e: &mut Emitter<'_>) {
+        fn send<T: Send>(_: T) {}
+        send(e.emit(&[], 0));
+        send(e.reconcile());
+    }
+    let _ = check;
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arena_chain::emit::Transient;
 use arena_chain::subtensor::Subtensor;
 use arena_chain::{Chain, ss58};
 use parity_scale_codec::Encode;
@@ -51,6 +52,8 @@ struct Node {
     metadata: Vec<u8>,
     storage: BTreeMap<Vec<u8>, Vec<u8>>,
     metagraph: Vec<u8>,
+    /// A runtime API the node never answers.
+    hang: Option<&'static str>,
 }
 
 fn keys(accounts: &[[u8; 32]]) -> Vec<String> {
@@ -146,7 +149,7 @@ fn node(netuid: u16) -> (Node, Vec<[u8; 32]>) {
     };
     storage.insert(w(0), vec![(1u16, 65535u16), (2, 1234)].encode());
     storage.insert(w(1), vec![(2u16, 65535u16)].encode());
-    (Node { metadata: md_bytes, storage, metagraph }, hotkeys)
+    (Node { metadata: md_bytes, storage, metagraph, hang: None }, hotkeys)
 }
 
 fn params(p: &Option<Box<serde_json::value::RawValue>>) -> Vec<Json> {
@@ -181,6 +184,9 @@ fn client(node: Node) -> RpcClient {
                     "state_getMetadata" => hexs(&node.metadata),
                     "state_call" => {
                         let f = p[0].as_str().unwrap();
+                        if node.hang == Some(f) {
+                            std::future::pending::<()>().await;
+                        }
                         match f {
                             // RuntimeVersion: spec and impl names, authoring, spec, impl versions,
                             // apis, transaction version, system version.
@@ -230,16 +236,15 @@ fn client(node: Node) -> RpcClient {
     RpcClient::new(mock)
 }
 
-#[test]
-fn reads_metagraph_params_commitments_and_weights_from_a_node() {
+#[tokio::test]
+async fn reads_metagraph_params_commitments_and_weights_from_a_node() {
     let netuid = 9;
     let (node, hotkeys) = node(netuid);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let chain = Subtensor::from_rpc(client(node), "mock", rt.handle().clone()).unwrap();
-    assert_eq!(chain.current_block().unwrap(), BEST);
-    assert_eq!(chain.block_hash(BEST - 1).unwrap(), block_hash(BEST - 1));
+    let chain = Subtensor::from_rpc(client(node), "mock").await.unwrap();
+    assert_eq!(chain.current_block().await.unwrap(), BEST);
+    assert_eq!(chain.block_hash(BEST - 1).await.unwrap(), block_hash(BEST - 1));
 
-    let m = chain.metagraph(netuid).unwrap();
+    let m = chain.metagraph(netuid).await.unwrap();
     assert_eq!(m.block, BEST);
     assert_eq!(m.neurons.iter().map(|n| n.hotkey.clone()).collect::<Vec<_>>(), keys(&hotkeys));
     assert_eq!(m.neurons[0].coldkey, ss58::encode(&[11; 32]));
@@ -250,7 +255,7 @@ fn reads_metagraph_params_commitments_and_weights_from_a_node() {
     assert_eq!(m.neurons[1].last_update, BEST - 400);
     assert!(!m.neurons[2].active);
 
-    let p = chain.params(netuid).unwrap();
+    let p = chain.params(netuid).await.unwrap();
     assert_eq!(
         (
             p.tempo,
@@ -271,7 +276,7 @@ fn reads_metagraph_params_commitments_and_weights_from_a_node() {
     // Storage the node does not hold reads as the entry's default (CRv4, version 4).
     assert_eq!(p.commit_reveal_version, 4);
 
-    let mut cs = chain.commitments(netuid).unwrap();
+    let mut cs = chain.commitments(netuid).await.unwrap();
     cs.sort_by_key(|c| c.block);
     assert_eq!(cs.len(), 2, "{cs:?}");
     assert_eq!(
@@ -280,5 +285,25 @@ fn reads_metagraph_params_commitments_and_weights_from_a_node() {
     );
     assert_eq!((cs[1].uid, cs[1].hotkey.clone()), (Some(2), ss58::encode(&hotkeys[2])));
 
-    assert_eq!(chain.weights(netuid).unwrap(), vec![(0, vec![(1, 65535), (2, 1234)]), (1, vec![(2, 65535)])]);
+    assert_eq!(
+        chain.weights(netuid).await.unwrap(),
+        vec![(0, vec![(1, 65535), (2, 1234)]), (1, vec![(2, 65535)])]
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_does_not_answer_is_a_transient_error() {
+    let (mut node, _) = node(9);
+    node.hang = Some("SubnetInfoRuntimeApi_get_metagraph");
+    let chain = Subtensor::from_rpc(client(node), "mock")
+        .await
+        .unwrap()
+        .with_timeout(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let e = chain.metagraph(9).await.unwrap_err();
+    assert!(e.downcast_ref::<Transient>().is_some(), "{e:#}: retried by the emitter");
+    assert!(e.to_string().contains("no answer from mock in 0.2 s"), "{e:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // The node still answers what it answers.
+    assert_eq!(chain.current_block().await.unwrap(), BEST);
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use arena_chain::Chain;
 use arena_chain::local::LocalChain;
 use arena_chain::subtensor::Subtensor;
@@ -30,9 +30,9 @@ pub struct ChainArg {
 }
 
 impl ChainArg {
-    pub fn open(&self) -> Result<Box<dyn Chain>> {
+    pub async fn open(&self) -> Result<Box<dyn Chain>> {
         match (&self.network, &self.chain) {
-            (Some(n), _) => Ok(Box::new(Subtensor::connect(n, tokio_runtime()?)?)),
+            (Some(n), _) => Ok(Box::new(Subtensor::connect(n).await?)),
             (None, Some(path)) => Ok(Box::new(LocalChain::open(path)?)),
             (None, None) => bail!("pass --network or --chain"),
         }
@@ -44,20 +44,6 @@ impl ChainArg {
             None => bail!("this command runs on the embedded chain only (--chain STATE.json)"),
         }
     }
-}
-
-/// The process's tokio runtime, made on first use (the chain client blocks on it).
-fn tokio_runtime() -> Result<tokio::runtime::Handle> {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    if let Some(rt) = RT.get() {
-        return Ok(rt.handle().clone());
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    Ok(RT.get_or_init(|| rt).handle().clone())
 }
 
 #[derive(Args)]

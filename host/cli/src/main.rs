@@ -53,6 +53,10 @@ enum Command {
     /// btcli wallets: create a hotkey, show addresses.
     #[command(subcommand)]
     Wallet(commands::wallet::WalletCommand),
+    /// The validator service (`run`), from the miners' commitments to weights, crash-safe; and
+    /// what its store says (`status`).
+    #[command(subcommand)]
+    Validator(commands::validator::ValidatorCommand),
     /// Preview Yuma Consensus: run subtensor's epoch (bit-exact fixed point) on a subnet state
     /// and print consensus, incentive, dividends, emission and bonds per uid.
     Yuma(commands::yuma::YumaArgs),
@@ -73,7 +77,13 @@ fn main() -> ExitCode {
         init_logging();
         return ExitCode::from(arena_runtime::isolate::worker_main() as u8);
     }
-    init_logging();
+    match &cli.command {
+        // The service says what it does (info), as JSON lines on request.
+        Command::Validator(commands::validator::ValidatorCommand::Run(a)) => {
+            init_logging_with("warn,arena_validator=info,arena_chain=info", a.json_logs())
+        }
+        _ => init_logging(),
+    }
     quiet_broken_pipe();
     cancel::install_handler();
     let result = match cli.command {
@@ -85,12 +95,18 @@ fn main() -> ExitCode {
         }
         Command::Eval(args) => commands::eval::exec(args),
         Command::Check(args) => commands::check::exec(args),
-        Command::Round(args) => commands::round::exec(args),
+        Command::Round(args) => runtime().and_then(|rt| rt.block_on(commands::round::exec(args))),
         Command::Score(args) => commands::score::exec(args),
         Command::Yuma(args) => commands::yuma::exec(args),
-        Command::Chain(cmd) => commands::chain::exec(cmd),
-        Command::Commit(args) => commands::commit::exec(args),
+        Command::Chain(cmd) => runtime().and_then(|rt| rt.block_on(commands::chain::exec(cmd))),
+        Command::Commit(args) => runtime().and_then(|rt| rt.block_on(commands::commit::exec(args))),
         Command::Wallet(cmd) => commands::wallet::exec(cmd),
+        Command::Validator(commands::validator::ValidatorCommand::Run(a)) => {
+            runtime().and_then(|rt| rt.block_on(commands::validator::run(a)))
+        }
+        Command::Validator(commands::validator::ValidatorCommand::Status(a)) => {
+            runtime().and_then(|rt| rt.block_on(commands::validator::status(a)))
+        }
         Command::Schema { kind } => commands::schema::exec(kind),
         Command::Model(commands::model::ModelCommand::Inspect { dir, competition, json }) => {
             commands::model::inspect(&dir, competition, json)
@@ -105,6 +121,18 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The process's one tokio runtime, for the commands that talk to a chain (`chain`, `commit`,
+/// `round`): each runs inside one `block_on`, and nothing below it blocks on the runtime again.
+/// Two workers: the chain client's connection and timers are all that run on it.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// `arena … | head`: when the reader goes away, end quietly with the status a shell shows for
@@ -137,7 +165,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn init_logging() {
+    init_logging_with("warn", false);
+}
+
+/// Logs to stderr, filtered by `$ARENA_LOG` (else `default`), human or JSON lines.
+fn init_logging_with(default: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARENA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { fmt.json().try_init() } else { fmt.try_init() };
 }

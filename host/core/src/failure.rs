@@ -51,6 +51,24 @@ impl FailureKind {
             FailureKind::Spawn => "spawn error",
         }
     }
+
+    /// A failure for the machine's reasons (a crash, running out of memory or time, a worker
+    /// that broke the protocol or did not start, a plugin's internal error), which another
+    /// attempt may not repeat; never the miner's (an invalid submission) or the operator's (bad
+    /// parameters, a plugin that does not load, an unsupported device). A validator retries
+    /// those, and only those.
+    pub fn is_infrastructure(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Internal
+                | FailureKind::Timeout
+                | FailureKind::OutOfMemory
+                | FailureKind::Crashed
+                | FailureKind::Exited
+                | FailureKind::Protocol
+                | FailureKind::Spawn
+        )
+    }
 }
 
 impl From<ErrorKind> for FailureKind {

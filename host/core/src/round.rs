@@ -470,6 +470,76 @@ pub fn refused(reason: String) -> Outcome {
     Err(JobFailure::new(FailureKind::InvalidSubmission, format!("model constraints: {reason}")))
 }
 
+/// The submissions a miner's commitment makes: one per competition whose format parses it and
+/// which it names (a hub model at its committed revision, the commitment as its metadata).
+pub fn entries_from_commitment(
+    comps: &[Competition],
+    uid: Uid,
+    hotkey: &str,
+    block: u64,
+    data: &str,
+) -> Vec<SubmissionEntry> {
+    let mut out = Vec::new();
+    for comp in comps {
+        let Ok(m) = crate::commitment::parse(comp.commitment.format, data) else { continue };
+        if !comp.owns(&m) {
+            continue;
+        }
+        out.push(SubmissionEntry {
+            uid,
+            hotkey: hotkey.to_string(),
+            block,
+            competition: comp.id.clone(),
+            path: None,
+            repo: Some(m.repo()),
+            revision: Some(m.commit.clone().unwrap_or_else(|| "main".into())),
+            metadata: serde_json::to_value(&m).ok(),
+        });
+    }
+    out
+}
+
+/// The block of the round a validator runs at `block`: the latest block at or before it where
+/// some competition's round starts. A competition seeded by a sync block's hash starts one at
+/// each sync block; one with a fixed seed every `cadence` blocks. Every validator computes the
+/// same round blocks from the chain alone, so their rounds (and digests) line up. `None`: no
+/// competition has started a round yet.
+pub fn round_block(comps: &[Competition], block: u64, cadence: u64) -> Option<u64> {
+    comps
+        .iter()
+        .filter_map(|c| match c.data.seed {
+            SeedPolicy::SyncBlockHash { .. } => scoring::seed::sync_block(&c.data.seed, block),
+            SeedPolicy::Fixed { .. } => Some(block / cadence.max(1) * cadence.max(1)),
+        })
+        .max()
+}
+
+/// The round blocks after `after` and at or before `block`, oldest first, at most `limit` of
+/// them (the newest ones when there are more).
+pub fn round_blocks_between(
+    comps: &[Competition],
+    after: u64,
+    block: u64,
+    cadence: u64,
+    limit: usize,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut at = block;
+    while out.len() < limit {
+        let Some(r) = round_block(comps, at, cadence) else { break };
+        if r <= after {
+            break;
+        }
+        out.push(r);
+        match r.checked_sub(1) {
+            Some(prev) => at = prev,
+            None => break,
+        }
+    }
+    out.reverse();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,5 +730,39 @@ direction = "lower"
         hub.path = Some("m".into());
         hub.repo = Some("owner/model@main".into());
         assert!(hub.source().unwrap_err().contains("not both"));
+    }
+
+    #[test]
+    fn round_blocks_are_sync_blocks_or_multiples_of_the_cadence() {
+        let hashed = competition("", r#"{ kind = "sync_block_hash", cadence = 100, genesis = 30 }"#, 0);
+        let fixed = competition("", FIXED, 0);
+        assert_eq!(round_block(std::slice::from_ref(&hashed), 29, 360), None);
+        assert_eq!(round_block(std::slice::from_ref(&hashed), 229, 360), Some(130));
+        assert_eq!(round_block(std::slice::from_ref(&fixed), 719, 360), Some(360));
+        // Together: a round wherever either starts one.
+        let both = [hashed, fixed];
+        assert_eq!(round_block(&both, 365, 360), Some(360));
+        assert_eq!(
+            round_blocks_between(&both, 130, 735, 360, 10),
+            vec![230, 330, 360, 430, 530, 630, 720, 730]
+        );
+        // At most `limit`, the newest.
+        assert_eq!(round_blocks_between(&both, 130, 735, 360, 2), vec![720, 730]);
+        assert_eq!(round_blocks_between(&both, 730, 735, 360, 10), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_commitment_becomes_a_submission_of_each_competition_it_names() {
+        let comp = competition("", FIXED, 0);
+        let data = "owner:model:0123456789abcdef0123456789abcdef01234567:c2VjdXJl:1";
+        let entries = entries_from_commitment(std::slice::from_ref(&comp), 4, "hk", 77, data);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].repo.as_deref(), Some("owner/model"));
+        assert_eq!(entries[0].revision.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
+        assert_eq!((entries[0].uid, entries[0].block, entries[0].competition.as_str()), (4, 77, "c"));
+        // Another competition id, or a string that does not parse: nothing.
+        let other = data.replace(":1", ":2");
+        assert!(entries_from_commitment(std::slice::from_ref(&comp), 4, "hk", 77, &other).is_empty());
+        assert!(entries_from_commitment(std::slice::from_ref(&comp), 4, "hk", 77, "junk").is_empty());
     }
 }

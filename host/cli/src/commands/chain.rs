@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use arena_chain::emit::{Emitter, Retry};
+use arena_chain::emit::{Emitter, JournalFile, Retry};
 use arena_chain::local::{self, LocalChain};
 use arena_chain::ss58;
 use arena_core::commitment::{self, Format};
@@ -110,8 +110,13 @@ pub enum LocalCommand {
         /// Yuma3 bonds (subtensor's default is the legacy bonds).
         #[arg(long)]
         yuma3: bool,
+        /// Make blocks with the wall clock, one every SECONDS (1 ms to an hour), as a node
+        /// would; without it blocks advance only with `advance` (and one per call).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_block_time)]
+        block_time: Option<u64>,
     },
     /// Advance blocks (at most 10,000,000 at a time); each subnet's epoch runs at its epoch blocks.
+    /// On a chain with a --block-time clock the blocks come on top of the clock's.
     Advance {
         #[command(flatten)]
         chain: ChainArg,
@@ -136,11 +141,11 @@ pub enum LocalCommand {
     },
 }
 
-pub fn exec(cmd: ChainCommand) -> Result<ExitCode> {
+pub async fn exec(cmd: ChainCommand) -> Result<ExitCode> {
     match cmd {
         ChainCommand::Metagraph { chain, netuid, json } => {
-            let c = chain.open()?;
-            let m = c.metagraph(netuid)?;
+            let c = chain.open().await?;
+            let m = c.metagraph(netuid).await?;
             if json {
                 print_json(&m)?;
             } else {
@@ -182,8 +187,8 @@ pub fn exec(cmd: ChainCommand) -> Result<ExitCode> {
                 None => None,
             };
             let format = format.or(comp.as_ref().map(|c| c.commitment.format)).unwrap_or_default();
-            let c = chain.open()?;
-            let mut commitments = c.commitments(netuid)?;
+            let c = chain.open().await?;
+            let mut commitments = c.commitments(netuid).await?;
             commitments.sort_by_key(|x| (x.uid.is_none(), x.uid, x.block));
             let rows: Vec<_> = commitments
                 .into_iter()
@@ -225,8 +230,8 @@ pub fn exec(cmd: ChainCommand) -> Result<ExitCode> {
             }
         }
         ChainCommand::Weights { chain, netuid, json } => {
-            let c = chain.open()?;
-            let w = c.weights(netuid)?;
+            let c = chain.open().await?;
+            let w = c.weights(netuid).await?;
             if json {
                 print_json(&w.iter().map(|(u, row)| json!({"uid": u, "weights": row})).collect::<Vec<_>>())?;
             } else {
@@ -259,15 +264,16 @@ pub fn exec(cmd: ChainCommand) -> Result<ExitCode> {
                 _ => a.network.clone(),
             };
             let signer = wallet.hotkey()?;
-            let mut c = ChainArg { chain: a.chain.clone(), network }.open()?;
+            let mut c = ChainArg { chain: a.chain.clone(), network }.open().await?;
+            let mut journal = JournalFile(a.journal.clone());
             let mut emitter = Emitter {
                 chain: c.as_mut(),
                 signer: &signer,
                 netuid,
-                journal: a.journal.clone(),
+                journal: &mut journal,
                 retry: Retry::default(),
             };
-            let out = emitter.emit(&u16s, a.version_key)?;
+            let out = emitter.emit(&u16s, a.version_key).await?;
             if a.json {
                 print_json(&json!({"weights": u16s, "outcome": out}))?;
             } else {
@@ -300,6 +306,22 @@ fn report_weights(path: &std::path::Path) -> Result<Vec<(u16, u16)>> {
     Ok(r.weights.into_iter().filter(|w| w.u16 != 0).map(|w| (w.uid, w.u16)).collect())
 }
 
+/// `--block-time SECONDS` in whole milliseconds: finite, positive, at most an hour, at least 1 ms.
+fn parse_block_time(s: &str) -> Result<u64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(t.is_finite() && t > 0.0) {
+        return Err(format!("{t} is not a positive number of seconds"));
+    }
+    if t > local::MAX_BLOCK_TIME_MS as f64 / 1e3 {
+        return Err(format!("{t} seconds is more than an hour, the longest block time"));
+    }
+    let ms = (t * 1e3).round();
+    if ms < 1.0 {
+        return Err(format!("{t} seconds is less than a millisecond, the shortest block time"));
+    }
+    Ok(ms as u64)
+}
+
 /// `UID=W,UID=W,…`: each uid once, each weight a finite, non-negative number.
 fn parse_weights(s: &str) -> Result<std::collections::BTreeMap<u16, f64>> {
     let mut out = std::collections::BTreeMap::new();
@@ -320,7 +342,16 @@ fn parse_weights(s: &str) -> Result<std::collections::BTreeMap<u16, f64>> {
 
 fn local_cmd(cmd: LocalCommand) -> Result<()> {
     match cmd {
-        LocalCommand::New { state, netuid, tempo, neuron, weights_rate_limit, commit_reveal, yuma3 } => {
+        LocalCommand::New {
+            state,
+            netuid,
+            tempo,
+            neuron,
+            weights_rate_limit,
+            commit_reveal,
+            yuma3,
+            block_time,
+        } => {
             let neurons = neuron
                 .iter()
                 .map(|spec| {
@@ -338,9 +369,13 @@ fn local_cmd(cmd: LocalCommand) -> Result<()> {
             subnet.weights_rate_limit = weights_rate_limit;
             subnet.commit_reveal = commit_reveal;
             subnet.yuma.yuma3 = yuma3;
+            if let Some(ms) = block_time {
+                st.clock = Some(local::Clock::starting_now(ms, st.block)?);
+            }
             LocalChain::create(&state, st)?;
+            let clock = block_time.map(|ms| format!(", a block every {ms} ms")).unwrap_or_default();
             println!(
-                "created {} with subnet {netuid} ({} uids, tempo {tempo})",
+                "created {} with subnet {netuid} ({} uids, tempo {tempo}{clock})",
                 state.display(),
                 neurons.len()
             );

@@ -40,7 +40,7 @@ pub struct CommitArgs {
     dry_run: bool,
 }
 
-pub fn exec(a: CommitArgs) -> Result<ExitCode> {
+pub async fn exec(a: CommitArgs) -> Result<ExitCode> {
     let (namespace, name) =
         a.repo.split_once('/').with_context(|| format!("--repo {:?}: expected namespace/name", a.repo))?;
     let pair = a.wallet.wallet().hotkey()?;
@@ -78,8 +78,8 @@ pub fn exec(a: CommitArgs) -> Result<ExitCode> {
     if a.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut chain = a.chain.open()?;
-    let r = chain.submit(&pair, &call)?;
+    let mut chain = a.chain.open().await?;
+    let r = chain.submit(&pair, &call).await?;
     println!("committed by {hotkey} in block {} ({})", r.block, r.id);
     Ok(ExitCode::SUCCESS)
 }

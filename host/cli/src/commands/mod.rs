@@ -9,5 +9,6 @@ pub mod plugins;
 pub mod round;
 pub mod schema;
 pub mod score;
+pub mod validator;
 pub mod wallet;
 pub mod yuma;

@@ -77,7 +77,9 @@ pub struct RoundArgs {
     json: bool,
 }
 
-pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
+/// Async for its chain reads only: the evaluation (`ops::execute`) blocks this thread, which is
+/// the CLI's `block_on` (no other task runs on the runtime meanwhile).
+pub async fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
     let validator = args.config.as_deref().map(load_validator).transpose()?;
     let mut dir_args = args.dirs.plugin_dirs.clone();
     if let (Some(path), Some(v)) = (&args.config, &validator) {
@@ -114,7 +116,7 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
     };
     let chain = match (&args.chain, &network) {
         (None, None) => None,
-        (chain, network) => Some(ChainArg { chain: chain.clone(), network: network.clone() }.open()?),
+        (chain, network) => Some(ChainArg { chain: chain.clone(), network: network.clone() }.open().await?),
     };
     let netuid =
         args.netuid.or(validator.as_ref().map(|v| v.netuid)).or_else(|| comps.iter().find_map(|c| c.netuid));
@@ -122,7 +124,7 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
         (Some(path), _) => (read_submissions(path)?, path.parent().unwrap_or(Path::new(".")).to_path_buf()),
         (None, Some(chain)) => {
             let netuid = netuid.context("--netuid: which subnet's commitments to read")?;
-            (from_chain(chain.as_ref(), netuid, &comps)?, PathBuf::from("."))
+            (from_chain(chain.as_ref(), netuid, &comps).await?, PathBuf::from("."))
         }
         (None, None) => bail!("pass --submissions, or --chain / --network to read the miners' commitments"),
     };
@@ -134,7 +136,7 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
     })?;
     let block = match (args.block, file.block, &chain) {
         (Some(b), _, _) | (None, Some(b), _) => b,
-        (None, None, Some(c)) => c.current_block()?,
+        (None, None, Some(c)) => c.current_block().await?,
         (None, None, None) => {
             bail!("no current block: pass --block or put \"block\" in the submissions file")
         }
@@ -143,7 +145,7 @@ pub fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
     for sync in round::sync_blocks(&comps, block) {
         let hash = match (&args.block_hash, &chain) {
             (Some(h), _) => h.clone(),
-            (None, Some(c)) => c.block_hash(sync)?,
+            (None, Some(c)) => c.block_hash(sync).await?,
             (None, None) => continue,
         };
         hashes.insert(sync, hash);
@@ -221,10 +223,14 @@ fn read_submissions(path: &Path) -> anyhow::Result<SubmissionsFile> {
 
 /// The round's submissions from the miners' commitments: each commitment that parses in a
 /// competition's format and names that competition is a hub model at its committed revision.
-fn from_chain(chain: &dyn Chain, netuid: u16, comps: &[Competition]) -> anyhow::Result<SubmissionsFile> {
-    let metagraph = chain.metagraph(netuid)?;
+async fn from_chain(
+    chain: &dyn Chain,
+    netuid: u16,
+    comps: &[Competition],
+) -> anyhow::Result<SubmissionsFile> {
+    let metagraph = chain.metagraph(netuid).await?;
     let mut submissions = Vec::new();
-    let mut commitments = chain.commitments(netuid)?;
+    let mut commitments = chain.commitments(netuid).await?;
     commitments.sort_by_key(|c| (c.uid, c.block));
     for c in commitments {
         let (Some(uid), Ok(data)) = (c.uid, &c.data) else { continue };

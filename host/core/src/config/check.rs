@@ -688,5 +688,37 @@ pub fn check_validator(
             );
         }
     }
+    let service = &v.service;
+    let durations = [
+        ("poll", service.poll),
+        ("metagraph", service.metagraph),
+        ("weights_retry", service.weights_retry),
+        ("stall", service.stall),
+        ("rpc_timeout", service.rpc_timeout),
+        ("lease", service.lease),
+        ("retry_backoff", service.retry_backoff),
+    ];
+    for (name, secs) in durations {
+        if let Err(e) = crate::units::seconds(secs) {
+            err(ERROR, &format!("service.{name}"), e, None);
+        }
+    }
+    if service.round_blocks == 0 {
+        err(ERROR, "service.round_blocks", "a round every 0 blocks: give at least 1".into(), None);
+    }
+    if service.attempts == 0 {
+        err(ERROR, "service.attempts", "0 attempts would never run a job: give at least 1".into(), None);
+    }
+    if service.catch_up == 0 {
+        err(ERROR, "service.catch_up", "give at least 1 (the current round)".into(), None);
+    }
+    if service.lease.is_finite() && service.lease < 0.1 {
+        err(
+            ERROR,
+            "service.lease",
+            format!("a lease of {} s is shorter than a heartbeat can keep (at least 0.1 s)", service.lease),
+            None,
+        );
+    }
     (out, loaded)
 }

@@ -446,6 +446,61 @@ pub struct ValidatorConfig {
     /// Emission shares this validator gives to the competitions it funds, by competition id.
     /// Competitions not listed get nothing; shares are renormalized over the active ones.
     pub funding: BTreeMap<String, f64>,
+    /// The validator service's store (`arena validator run`): an SQLite file, relative to this
+    /// file. Default: `arena-validator.sqlite` beside it.
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+    /// The validator service's cadences and limits.
+    #[serde(default)]
+    pub service: Service,
+}
+
+/// How `arena validator run` paces itself. Durations are in seconds; the defaults are the
+/// reference validators' (taoverse: metagraph every 20 minutes, weights retried every 2 minutes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Service {
+    /// Seconds between two reads of the chain's block (and, when it changed, of the
+    /// commitments).
+    pub poll: f64,
+    /// Seconds between two metagraph syncs.
+    pub metagraph: f64,
+    /// Seconds before a failed weight setting is tried again.
+    pub weights_retry: f64,
+    /// Seconds without a new block before the chain connection is dropped and made again.
+    pub stall: f64,
+    /// Seconds an RPC may take before it counts as failed.
+    pub rpc_timeout: f64,
+    /// Blocks between two rounds of competitions seeded by a fixed value (those seeded by a
+    /// sync block's hash run a round at each sync block).
+    pub round_blocks: u64,
+    /// Rounds missed while the validator was stopped that it runs when it starts again, oldest
+    /// first; older ones are skipped (and said so).
+    pub catch_up: u32,
+    /// Seconds a job's lease lasts without a heartbeat (heartbeats are sent every third of it).
+    pub lease: f64,
+    /// Attempts of a job that failed for the machine's reasons (a crash, running out of memory,
+    /// a timeout), never for the miner's (an invalid submission fails at once).
+    pub attempts: u32,
+    /// Seconds before a failed job's next attempt (doubled at each attempt, at most 15 minutes).
+    pub retry_backoff: f64,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Self {
+            poll: 12.0,
+            metagraph: 1200.0,
+            weights_retry: 120.0,
+            stall: 120.0,
+            rpc_timeout: 30.0,
+            round_blocks: 360,
+            catch_up: 8,
+            lease: 60.0,
+            attempts: 2,
+            retry_backoff: 30.0,
+        }
+    }
 }
 
 fn default_devices() -> Vec<String> {

@@ -28,6 +28,10 @@ pub struct Prepared {
     pub submissions: Vec<Submission>,
     /// Per submission: why the competition's constraints refuse it.
     pub refused: Vec<Option<String>>,
+    /// Per submission: why its files could not be had (a repository missing or private, a
+    /// revision that does not exist), when [`prepare_with`] fails submissions, not the round,
+    /// for it.
+    pub unavailable: Vec<Option<String>>,
     /// Per spec of the plan.
     pub plugins: Vec<PathBuf>,
     /// Per spec: the sha256 of the library probed, which its workers are pinned to (a library
@@ -103,6 +107,20 @@ pub fn prepare(
     plan: &Plan,
     plugin_dirs: &[PathBuf],
 ) -> anyhow::Result<Prepared> {
+    prepare_with(comps, file, base, plan, plugin_dirs, false)
+}
+
+/// [`prepare`]; with `per_submission`, a submission whose files cannot be had fails that
+/// submission (its runs fail as an invalid submission, with the reason) instead of the round:
+/// a validator must not let one miner's missing repository stop everyone's round.
+pub fn prepare_with(
+    comps: &[Competition],
+    file: &SubmissionsFile,
+    base: &Path,
+    plan: &Plan,
+    plugin_dirs: &[PathBuf],
+    per_submission: bool,
+) -> anyhow::Result<Prepared> {
     let cache = datasets::hub_cache_dir();
     // Competitions that force a tokenizer (SN9: the competition's, whatever the model ships).
     let mut tokenizers = BTreeMap::new();
@@ -118,25 +136,40 @@ pub fn prepare(
     let evaluated: std::collections::BTreeSet<usize> = plan.runs.iter().map(|r| r.submission).collect();
     let mut submissions = Vec::new();
     let mut refused = Vec::new();
+    let mut unavailable = Vec::new();
     for (i, s) in file.submissions.iter().enumerate() {
         let source = s.source().map_err(|e| anyhow::anyhow!("submissions[{i}]: {e}"))?;
-        let path = match &source {
-            Source::Path(p) if p.is_relative() => base.join(p),
-            Source::Path(p) => p.clone(),
-            Source::Hub { repo, revision } if evaluated.contains(&i) => {
-                datasets::hub_model(repo, revision, &cache)
-                    .with_context(|| format!("submissions[{i}].repo (uid {})", s.uid))?
-            }
-            // Not evaluated this round: its files are not needed.
-            Source::Hub { .. } => PathBuf::new(),
-        };
         let id = format!("{}/uid{}", s.competition, s.uid);
-        let sub = if evaluated.contains(&i) {
-            inputs::submission(&path, Some(&id), s.metadata.as_ref())
-                .with_context(|| format!("submissions[{i}].path (uid {})", s.uid))?
-        } else {
-            Submission { id, path, metadata: s.metadata.clone().unwrap_or_default() }
+        let resolved = (|| {
+            let path = match &source {
+                Source::Path(p) if p.is_relative() => base.join(p),
+                Source::Path(p) => p.clone(),
+                Source::Hub { repo, revision } if evaluated.contains(&i) => {
+                    datasets::hub_model(repo, revision, &cache)
+                        .with_context(|| format!("submissions[{i}].repo (uid {})", s.uid))?
+                }
+                // Not evaluated this round: its files are not needed.
+                Source::Hub { .. } => PathBuf::new(),
+            };
+            if evaluated.contains(&i) {
+                inputs::submission(&path, Some(&id), s.metadata.as_ref())
+                    .with_context(|| format!("submissions[{i}].path (uid {})", s.uid))
+            } else {
+                Ok(Submission { id: id.clone(), path, metadata: s.metadata.clone().unwrap_or_default() })
+            }
+        })();
+        let sub = match resolved {
+            Ok(sub) => sub,
+            Err(e) if per_submission => {
+                unavailable.push(Some(format!("{e:#}")));
+                refused.push(None);
+                let metadata = s.metadata.clone().unwrap_or_default();
+                submissions.push(Submission { id, path: PathBuf::new(), metadata });
+                continue;
+            }
+            Err(e) => return Err(e),
         };
+        unavailable.push(None);
         let comp = comps.iter().find(|c| c.id == s.competition).expect("validated submissions");
         let why = evaluated.contains(&i).then(|| {
             let mut v = model::submission_violations(&sub.path, &sub.metadata, &comp.constraints);
@@ -201,7 +234,16 @@ pub fn prepare(
         }
         samples.push(Arc::clone(&drawn.iter().find(|(k, _)| *k == key).expect("drawn above").1));
     }
-    Ok(Prepared { submissions, refused, plugins: plugin_paths, plugin_sha256, devices, samples, overlays })
+    Ok(Prepared {
+        submissions,
+        refused,
+        unavailable,
+        plugins: plugin_paths,
+        plugin_sha256,
+        devices,
+        samples,
+        overlays,
+    })
 }
 
 /// How runs are executed.
@@ -249,6 +291,60 @@ fn device_for(slot: usize, options: &Options, supported: &[arena_plugin_api::Dev
     options.devices.iter().copied().find(ok).unwrap_or(Device::Cpu)
 }
 
+/// The job that run `i` of `plan` executes in worker slot `slot` (which picks its device), with
+/// its limits; or the run's outcome when it does not run: its submission is refused by the
+/// competition's constraints, or its limits are invalid.
+pub fn job(
+    plan: &Plan,
+    prepared: &Prepared,
+    options: &Options,
+    i: usize,
+    slot: usize,
+) -> Result<(Job, JobLimits), Outcome> {
+    let run = &plan.runs[i];
+    let spec = &plan.specs[run.spec];
+    let sub = &prepared.submissions[run.submission];
+    if let Some(why) = &prepared.refused[run.submission] {
+        return Err(refused(why.clone()));
+    }
+    if let Some(why) = &prepared.unavailable[run.submission] {
+        return Err(Err(JobFailure::new(FailureKind::InvalidSubmission, format!("submission files: {why}"))));
+    }
+    let timeout = options.timeout.or(spec.limits.timeout);
+    let wall = match timeout.map(arena_core::units::seconds) {
+        Some(Err(why)) => {
+            return Err(Err(JobFailure::new(
+                FailureKind::InvalidParameters,
+                format!("limits.timeout: {why}"),
+            )));
+        }
+        Some(Ok(w)) => Some(w),
+        None => None,
+    };
+    let memory = options.memory.or(spec.limits.memory.map(|m| m.0));
+    let limits = JobLimits { wall, memory_bytes: memory };
+    let job = Job {
+        plugin: prepared.plugins[run.spec].clone(),
+        plugin_sha256: Some(prepared.plugin_sha256[run.spec].clone()),
+        probe: false,
+        task: TaskSpec {
+            kind: spec.kind.clone(),
+            params: spec.params.clone(),
+            device: device_for(slot, options, &prepared.devices[run.spec]),
+            seed: spec.seed,
+        },
+        request: EvalRequest {
+            submission: sub.clone(),
+            samples: prepared.samples[run.spec].as_ref().clone(),
+            limits: Limits {
+                time_limit_ms: limits.wall.map(|w| w.as_millis() as u64),
+                memory_limit_bytes: limits.memory_bytes,
+            },
+        },
+    };
+    Ok((job, limits))
+}
+
 /// Runs every run of `plan`; returns each one's outcome and wall time, in plan order.
 pub fn execute(
     plan: &Plan,
@@ -274,40 +370,16 @@ pub fn execute(
                     let start = Instant::now();
                     let outcome = if cancel::requested() {
                         Err(JobFailure::new(FailureKind::Cancelled, "the round was cancelled"))
-                    } else if let Some(why) = &prepared.refused[run.submission] {
-                        refused(why.clone())
-                    } else if let Some(Err(why)) =
-                        options.timeout.or(spec.limits.timeout).map(arena_core::units::seconds)
-                    {
-                        Err(JobFailure::new(FailureKind::InvalidParameters, format!("limits.timeout: {why}")))
                     } else {
-                        let timeout = options.timeout.or(spec.limits.timeout);
-                        let memory = options.memory.or(spec.limits.memory.map(|m| m.0));
-                        let wall = timeout.and_then(|t| arena_core::units::seconds(t).ok());
-                        let limits = JobLimits { wall, memory_bytes: memory };
-                        let job = Job {
-                            plugin: prepared.plugins[run.spec].clone(),
-                            plugin_sha256: Some(prepared.plugin_sha256[run.spec].clone()),
-                            probe: false,
-                            task: TaskSpec {
-                                kind: spec.kind.clone(),
-                                params: spec.params.clone(),
-                                device: device_for(slot, options, &prepared.devices[run.spec]),
-                                seed: spec.seed,
-                            },
-                            request: EvalRequest {
-                                submission: sub.clone(),
-                                samples: prepared.samples[run.spec].as_ref().clone(),
-                                limits: Limits {
-                                    time_limit_ms: limits.wall.map(|w| w.as_millis() as u64),
-                                    memory_limit_bytes: limits.memory_bytes,
-                                },
-                            },
-                        };
-                        let progress = RunProgress { observer, run: i };
-                        match supervisor {
-                            Some(s) => s.run(&job, limits, &progress),
-                            None => run_in_process(&job, &progress),
+                        match job(plan, prepared, options, i, slot) {
+                            Err(outcome) => outcome,
+                            Ok((job, limits)) => {
+                                let progress = RunProgress { observer, run: i };
+                                match supervisor {
+                                    Some(s) => s.run(&job, limits, &progress),
+                                    None => run_in_process(&job, &progress),
+                                }
+                            }
                         }
                     };
                     let wall_ms = start.elapsed().as_millis() as u64;

@@ -1,0 +1,338 @@
+//! The validator service (`arena validator run`): one tokio process per subnet, from the
+//! chain's commitments to weights, that loses nothing when it is killed.
+//!
+//! One loop owns the chain connection and does, each `service.poll` seconds:
+//! 1. **chain**: the block (an RPC that does not answer within `rpc_timeout`, or a block that
+//!    does not move for `stall` seconds, drops the connection and makes a new one, with
+//!    backoff); the metagraph every `service.metagraph` seconds; the commitments whenever the
+//!    block moved, each new one recorded as a submission in the store.
+//! 2. **rounds** ([`rounds`]): at each round block (`round::round_block`: every sync block of a
+//!    competition seeded by a block hash, every `round_blocks` blocks otherwise) a round is
+//!    planned from the submissions as of that block and enqueued as jobs; missed round blocks
+//!    are caught up, oldest first, at most `catch_up` of them. When every run has its result,
+//!    the round is collected and scored, and its report, digest and EMA state are written in
+//!    one transaction.
+//! 3. **weights**: the newest scored round's u16 weights go through the `Emitter` (rate limit,
+//!    commit-reveal, retries), whose journal lives in the store, once per epoch.
+//!
+//! Worker slots ([`slots`]), one per device in the configuration, claim the round's jobs from
+//! the store under leases, run each in an isolated worker, heartbeat while it runs, and commit
+//! its result fenced by the lease's token. A failure for the machine's reasons is retried
+//! (`service.attempts`), a failure for the miner's is the result.
+//!
+//! Every decision is a function of the chain and the store, never of when the process ran:
+//! killed at any point and started again, the validator re-derives the same rounds, re-runs
+//! only the jobs without a result, and sends no epoch's weights twice.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use arena_chain::emit::{Emitter, Outcome as EmitOutcome, Retry};
+use arena_chain::{Chain, Metagraph};
+use arena_core::config::{Competition, ValidatorConfig};
+use arena_plugin_api::Device;
+use arena_store::{RoundState, Sqlite, Store};
+
+mod journal;
+pub mod rounds;
+pub mod slots;
+pub mod status;
+
+pub use journal::StoreJournal;
+
+/// Where the chain is.
+#[derive(Debug, Clone)]
+pub enum ChainSource {
+    /// The embedded chain's state file.
+    Local(PathBuf),
+    /// A subtensor node: `finney`, `test`, `local` or a `ws://` / `wss://` URL.
+    Network(String),
+}
+
+/// Everything the service runs with, resolved by the caller (the CLI).
+pub struct Settings {
+    pub config: ValidatorConfig,
+    /// The competitions the configuration lists, checked.
+    pub competitions: Vec<Competition>,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub devices: Vec<Device>,
+    pub chain: ChainSource,
+    pub signer: arena_chain::wallet::Keypair,
+    pub store: PathBuf,
+    /// Stop once every round up to this block is scored and its weights are set.
+    pub until_block: Option<u64>,
+    pub version_key: u64,
+    /// This process, in lease owners (`host:pid`).
+    pub instance: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub fn secs(s: f64) -> Duration {
+    arena_core::units::seconds(s).unwrap_or(Duration::from_secs(1))
+}
+
+/// A connection to the chain, with the RPC timeout.
+pub async fn connect(source: &ChainSource, rpc_timeout: Duration) -> Result<Box<dyn Chain>> {
+    match source {
+        ChainSource::Local(path) => Ok(Box::new(arena_chain::local::LocalChain::open(path)?)),
+        ChainSource::Network(network) => {
+            let chain =
+                tokio::time::timeout(rpc_timeout, arena_chain::subtensor::Subtensor::connect(network))
+                    .await
+                    .with_context(|| format!("no answer from {network} in {rpc_timeout:?}"))??;
+            Ok(Box::new(chain.with_timeout(rpc_timeout)))
+        }
+    }
+}
+
+/// How one run of the service ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `--until-block` reached, every round scored and its weights set.
+    UntilBlock(u64),
+    /// Asked to stop (SIGTERM, Ctrl-C): running jobs went back to the queue.
+    Stopped,
+}
+
+struct Sync {
+    block: u64,
+    moved_at: Instant,
+    metagraph: Option<(Metagraph, Instant)>,
+    commitments_at: Option<u64>,
+}
+
+/// What the weight setter last did.
+#[derive(Default)]
+struct WeightsState {
+    /// (round id, epoch) last handled.
+    handled: Option<(i64, u64)>,
+    failed_at: Option<Instant>,
+}
+
+/// Runs the service until `--until-block` or a stop request.
+pub async fn run(settings: Settings) -> Result<Exit> {
+    let s = Arc::new(settings);
+    let service = s.config.service.clone();
+    let store = Arc::new(Sqlite::open(&s.store).await?);
+    let orphans = store.requeue_orphans("the validator stopped while this job ran: ", now_ms()).await?;
+    if orphans > 0 {
+        tracing::info!("{orphans} job(s) left running by a previous run are queued again");
+    }
+    let mut chain = connect_with_backoff(&s).await?;
+    // A call journaled as being sent when the previous run died: did it land?
+    {
+        let mut journal = StoreJournal::new(store.as_ref(), s.config.netuid);
+        let mut emitter = Emitter {
+            chain: chain.as_mut(),
+            signer: &s.signer,
+            netuid: s.config.netuid,
+            journal: &mut journal,
+            retry: Retry::default(),
+        };
+        for line in emitter.reconcile().await? {
+            tracing::warn!("weight journal: {line}");
+        }
+    }
+
+    let shared = slots::Shared::new(Arc::clone(&store), &s);
+    let workers = slots::spawn(&shared, &s);
+    let mut sync: Option<Sync> = None;
+    let mut rounds = rounds::Rounds::new(Arc::clone(&s), Arc::clone(&store), Arc::clone(&shared));
+    let mut weights = WeightsState::default();
+    let exit = loop {
+        if arena_runtime::cancel::requested() {
+            break Exit::Stopped;
+        }
+        match step(&s, &store, &mut chain, &mut sync, &mut rounds, &mut weights).await {
+            Ok(Some(exit)) => break exit,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("{e:#}");
+                if e.downcast_ref::<ChainLost>().is_some() {
+                    chain = connect_with_backoff(&s).await?;
+                    sync = None;
+                }
+            }
+        }
+        tokio::time::sleep(secs(service.poll)).await;
+    };
+    shared.stop();
+    for w in workers {
+        let _ = w.await;
+    }
+    store.close().await;
+    Ok(exit)
+}
+
+/// The chain connection must be made again.
+#[derive(Debug)]
+struct ChainLost(String);
+
+impl std::fmt::Display for ChainLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chain: {}", self.0)
+    }
+}
+
+impl std::error::Error for ChainLost {}
+
+async fn connect_with_backoff(s: &Settings) -> Result<Box<dyn Chain>> {
+    let timeout = secs(s.config.service.rpc_timeout);
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match connect(&s.chain, timeout).await {
+            Ok(c) => return Ok(c),
+            Err(e) if !arena_runtime::cancel::requested() => {
+                tracing::warn!("connecting to the chain: {e:#}; again in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `f` within the RPC timeout; a timeout or an error means the connection is lost.
+async fn rpc<T>(s: &Settings, what: &str, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let timeout = secs(s.config.service.rpc_timeout);
+    match tokio::time::timeout(timeout, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ChainLost(format!("{what}: {e:#}")).into()),
+        Err(_) => Err(ChainLost(format!("{what}: no answer in {timeout:?}")).into()),
+    }
+}
+
+async fn step(
+    s: &Arc<Settings>,
+    store: &Arc<Sqlite>,
+    chain: &mut Box<dyn Chain>,
+    sync: &mut Option<Sync>,
+    rounds: &mut rounds::Rounds,
+    weights: &mut WeightsState,
+) -> Result<Option<Exit>> {
+    let service = &s.config.service;
+    let netuid = s.config.netuid;
+    let block = rpc(s, "current block", chain.current_block()).await?;
+    let now = Instant::now();
+    let st = sync.get_or_insert(Sync { block, moved_at: now, metagraph: None, commitments_at: None });
+    if block != st.block {
+        st.block = block;
+        st.moved_at = now;
+    } else if now.duration_since(st.moved_at) > secs(service.stall) {
+        return Err(ChainLost(format!("no new block for {:.0} s (still {block})", service.stall)).into());
+    }
+    let stale = st.metagraph.as_ref().is_none_or(|(_, at)| now.duration_since(*at) > secs(service.metagraph));
+    if stale {
+        let m = rpc(s, "metagraph", chain.metagraph(netuid)).await?;
+        st.metagraph = Some((m, now));
+    }
+    if st.commitments_at != Some(block) {
+        let commitments = rpc(s, "commitments", chain.commitments(netuid)).await?;
+        let mut new = 0;
+        for c in commitments {
+            let (Some(uid), Ok(data)) = (c.uid, &c.data) else { continue };
+            for entry in
+                arena_core::round::entries_from_commitment(&s.competitions, uid, &c.hotkey, c.block, data)
+            {
+                let row = arena_store::SubmissionRow {
+                    competition: entry.competition.clone(),
+                    hotkey: entry.hotkey.clone(),
+                    commit_block: entry.block,
+                    uid,
+                    entry: serde_json::to_string(&entry)?,
+                    seen_block: block,
+                };
+                if store.record_submission(&row, now_ms()).await? {
+                    new += 1;
+                    tracing::info!(
+                        "submission: uid {uid} ({}) to `{}` at block {}: {}",
+                        entry.hotkey,
+                        entry.competition,
+                        entry.block,
+                        entry.repo.as_deref().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        if new > 0 {
+            tracing::debug!("{new} new submission(s) at block {block}");
+        }
+        st.commitments_at = Some(block);
+    }
+    let metagraph = st.metagraph.as_ref().map(|(m, _)| m.clone()).context("no metagraph yet")?;
+
+    rounds.advance(chain.as_ref(), &metagraph, block).await?;
+    emit_weights(s, store, chain, weights).await?;
+
+    if let Some(until) = s.until_block
+        && block >= until
+        && rounds.settled(until).await?
+    {
+        return Ok(Some(Exit::UntilBlock(block)));
+    }
+    Ok(None)
+}
+
+/// Sets the newest scored round's weights once per epoch (the journal keeps it to once even
+/// across restarts); a failure is tried again after `weights_retry` seconds.
+async fn emit_weights(
+    s: &Arc<Settings>,
+    store: &Arc<Sqlite>,
+    chain: &mut Box<dyn Chain>,
+    state: &mut WeightsState,
+) -> Result<()> {
+    let Some(round) = store.rounds(64).await?.into_iter().find(|r| r.state == RoundState::Done) else {
+        return Ok(());
+    };
+    let params = rpc(s, "subnet parameters", chain.params(s.config.netuid)).await?;
+    if state.handled == Some((round.id, params.epoch_index)) {
+        return Ok(());
+    }
+    if let Some(at) = state.failed_at
+        && at.elapsed() < secs(s.config.service.weights_retry)
+    {
+        return Ok(());
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(round.report.as_deref().unwrap_or("null")).context("the round's report")?;
+    let u16s = rounds::report_weights(&report)?;
+    let mut journal = StoreJournal::new(store.as_ref(), s.config.netuid);
+    let mut emitter = Emitter {
+        chain: chain.as_mut(),
+        signer: &s.signer,
+        netuid: s.config.netuid,
+        journal: &mut journal,
+        retry: Retry { attempts: 3, base: Duration::from_millis(500) },
+    };
+    match emitter.emit(&u16s, s.version_key).await {
+        Ok(outcome) => {
+            state.failed_at = None;
+            tracing::info!("round at block {}: {outcome}", round.block);
+            let landed = matches!(
+                outcome,
+                EmitOutcome::Set { .. } | EmitOutcome::Committed { .. } | EmitOutcome::Timelocked { .. }
+            );
+            if landed || round.weights.is_none() {
+                store.set_round_weights(round.id, &serde_json::to_string(&outcome)?).await?;
+            }
+            match outcome {
+                // A reveal used this call; the weights themselves go next.
+                EmitOutcome::Revealed { .. } => {}
+                // The rate limit: try again at the next poll.
+                EmitOutcome::RateLimited { .. } => {}
+                _ => state.handled = Some((round.id, params.epoch_index)),
+            }
+            Ok(())
+        }
+        Err(e) => {
+            state.failed_at = Some(Instant::now());
+            Err(e.context(format!("setting the weights of the round at block {}", round.block)))
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `arena validator status`: what the store says, per round and per job, without the chain.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use arena_store::{JobRow, RoundState, Store};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// The newest rounds, newest first.
+    pub rounds: Vec<RoundSummary>,
+    /// Jobs by state.
+    pub jobs: BTreeMap<String, u64>,
+    /// Jobs not done, with their last error.
+    pub open_jobs: Vec<JobRow>,
+    /// Per competition of the newest scored round: (uid, total, win rate, weight), best first.
+    pub leaderboards: Vec<Leaderboard>,
+    /// The newest round whose weights were set, and what setting them became.
+    pub last_weights: Option<LastWeights>,
+    pub store_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoundSummary {
+    pub block: u64,
+    pub state: RoundState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Runs that failed, with why (uid, task kind, failure).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_runs: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Leaderboard {
+    pub competition: String,
+    pub block: u64,
+    pub rows: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LastWeights {
+    pub round_block: u64,
+    pub outcome: serde_json::Value,
+    pub weights: Vec<(u16, u16)>,
+}
+
+pub async fn status(store: &dyn Store, rounds: u32) -> Result<Status> {
+    let rows = store.rounds(rounds.max(1)).await?;
+    let mut summaries = Vec::new();
+    let mut leaderboards = Vec::new();
+    let mut last_weights = None;
+    for r in &rows {
+        let report: Option<serde_json::Value> =
+            r.report.as_deref().and_then(|t| serde_json::from_str(t).ok());
+        let mut failed_runs = Vec::new();
+        if let Some(rep) = &report {
+            for run in rep.get("runs").and_then(|v| v.as_array()).into_iter().flatten() {
+                if run.get("status").and_then(|v| v.as_str()) == Some("failed") {
+                    let failure = &run["failure"];
+                    failed_runs.push(format!(
+                        "uid {} {}/{}: {}: {}",
+                        run["uid"],
+                        run["plugin"].as_str().unwrap_or("?"),
+                        run["kind"].as_str().unwrap_or("?"),
+                        failure["kind"].as_str().unwrap_or("?"),
+                        failure["message"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+            if leaderboards.is_empty() {
+                for c in rep.get("competitions").and_then(|v| v.as_array()).into_iter().flatten() {
+                    let mut rows: Vec<serde_json::Value> = c
+                        .get("submissions")
+                        .and_then(|v| v.as_array())
+                        .into_iter()
+                        .flatten()
+                        .map(|s| {
+                            serde_json::json!({
+                                "uid": s["uid"], "total": s["total"], "win_rate": s["win_rate"], "weight": s["weight"],
+                            })
+                        })
+                        .collect();
+                    rows.sort_by(|a, b| {
+                        let w = |v: &serde_json::Value| v["weight"].as_f64().unwrap_or(0.0);
+                        w(b).total_cmp(&w(a))
+                    });
+                    leaderboards.push(Leaderboard {
+                        competition: c["id"].as_str().unwrap_or("?").into(),
+                        block: r.block,
+                        rows,
+                    });
+                }
+            }
+        }
+        if last_weights.is_none()
+            && let (Some(w), Some(rep)) = (&r.weights, &report)
+        {
+            last_weights = Some(LastWeights {
+                round_block: r.block,
+                outcome: serde_json::from_str(w).unwrap_or(serde_json::Value::Null),
+                weights: crate::rounds::report_weights(rep).unwrap_or_default(),
+            });
+        }
+        summaries.push(RoundSummary {
+            block: r.block,
+            state: r.state,
+            reason: r.reason.clone(),
+            digest: r.digest.clone(),
+            failed_runs,
+        });
+    }
+    Ok(Status {
+        rounds: summaries,
+        jobs: store.job_counts().await?,
+        open_jobs: store.open_jobs().await?,
+        leaderboards,
+        last_weights,
+        store_bytes: store.size_bytes().await?,
+    })
+}

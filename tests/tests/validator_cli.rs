@@ -1,0 +1,420 @@
+//! `arena validator run|status` on the embedded chain with its own block clock (0.1 s blocks):
+//! miners commit models (the chaos plugin's `score` behaviour, of known quality) published in a
+//! local hub cache; validators evaluate them, set weights, and an epoch pays the best.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arena_e2e::{arena_cmd, chaos_plugin, stdout_json, text};
+use serde_json::Value;
+
+/// Miners' models: the raw score each evaluation gives (higher is better).
+const MODELS: [(&str, f64); 4] = [("m-bad", 0.1), ("m-fair", 0.4), ("m-good", 0.7), ("m-best", 0.9)];
+
+struct World {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    chain: PathBuf,
+}
+
+impl World {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = arena_cmd(args);
+        c.env("BT_WALLET_PATH", self.dir.join("wallets"))
+            .env("HF_HUB_CACHE", self.dir.join("hub"))
+            .env("HF_HUB_OFFLINE", "1")
+            .env("ARENA_LOG", "info");
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "arena {}: {}", args.join(" "), text(&out));
+        text(&out)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.cmd(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "arena {}: {}", args.join(" "), text(&out));
+        stdout_json(&out)
+    }
+
+    fn chain(&self) -> &str {
+        self.chain.to_str().unwrap()
+    }
+
+    fn hotkey(&self, wallet: &str) -> String {
+        let out = self.ok(&["wallet", "new-hotkey", "--wallet", wallet, "--seed", &seed(wallet)]);
+        out.split_whitespace().last().unwrap().to_string()
+    }
+
+    /// A validator configuration of its own (wallet, store) on the shared competition.
+    fn validator_config(&self, name: &str) -> PathBuf {
+        let plugins = chaos_plugin();
+        let toml = format!(
+            r#"netuid = 1
+network = "local"
+competitions = ["chaos.toml"]
+plugin_dirs = ["{plugins}"]
+store = "{name}.sqlite"
+
+[wallet]
+name = "{name}"
+hotkey = "default"
+
+[funding]
+chaos = 1.0
+
+[service]
+poll = 0.1
+metagraph = 1.0
+weights_retry = 0.5
+stall = 30.0
+rpc_timeout = 10.0
+round_blocks = 20
+lease = 5.0
+retry_backoff = 0.1
+"#,
+            plugins = plugins.parent().unwrap().display()
+        );
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    fn validator(&self, name: &str, until: u64) -> Command {
+        let config = self.validator_config(name);
+        let until = until.to_string();
+        self.cmd(&[
+            "validator",
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--chain",
+            self.chain(),
+            "--until-block",
+            &until,
+        ])
+    }
+
+    fn status(&self, name: &str) -> Value {
+        let config = self.dir.join(format!("{name}.toml"));
+        self.json(&["validator", "status", "--config", config.to_str().unwrap(), "--rounds", "50", "--json"])
+    }
+
+    fn block(&self) -> u64 {
+        let m = self.json(&["chain", "metagraph", "--chain", self.chain(), "--netuid", "1", "--json"]);
+        m["block"].as_u64().unwrap()
+    }
+}
+
+fn seed(name: &str) -> String {
+    let n: u64 = name.bytes().map(u64::from).sum();
+    format!("{:064x}", n * 7919 + name.len() as u64)
+}
+
+/// Two validators and four miners on a clocked embedded chain (tempo 10); the miners' models are
+/// in the hub cache and committed in taoverse's format.
+fn world(validators: &[&str], seed_policy: &str, seconds: f64) -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let chain = dir.join("chain.json");
+    let w = World { _tmp: tmp, dir: dir.clone(), chain };
+    std::fs::write(
+        dir.join("chaos.toml"),
+        format!(
+            r#"id = "chaos"
+competition_id = 2
+netuid = 1
+name = "Chaos"
+emission_share = 1.0
+
+[data]
+seed = {seed_policy}
+
+[limits]
+timeout = 20
+memory = "2GiB"
+
+[[tasks]]
+name = "quality"
+plugin = "chaos"
+kind = "by-submission"
+weight = 1.0
+direction = "higher"
+
+[score]
+direction = "higher"
+
+[ranking]
+policy = {{ kind = "winner_take_all" }}
+lone_win_rate = 1.0
+"#
+        ),
+    )
+    .unwrap();
+    let mut neurons = Vec::new();
+    for v in validators {
+        let hk = w.hotkey(v);
+        neurons.push(format!("{hk}:{hk}:1000000000000"));
+    }
+    let mut miners = Vec::new();
+    for (m, _) in MODELS {
+        let hk = w.hotkey(m);
+        neurons.push(format!("{hk}:{hk}:0"));
+        miners.push(hk);
+    }
+    let mut args = vec![
+        "chain",
+        "local",
+        "new",
+        w.chain.to_str().unwrap(),
+        "--netuid",
+        "1",
+        "--tempo",
+        "10",
+        "--weights-rate-limit",
+        "5",
+        "--block-time",
+        "0.1",
+    ];
+    for n in &neurons {
+        args.extend(["--neuron", n.as_str()]);
+    }
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    w.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for (i, (m, value)) in MODELS.iter().enumerate() {
+        let rev = format!("{:040x}", i + 1);
+        let snapshot = dir.join(format!("hub/models--miners--{m}/snapshots/{rev}"));
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::write(
+            snapshot.join("behaviour.json"),
+            serde_json::json!({"kind": "score", "value": value, "seconds": seconds}).to_string(),
+        )
+        .unwrap();
+        w.ok(&[
+            "commit",
+            "--chain",
+            w.chain(),
+            "--netuid",
+            "1",
+            "--wallet",
+            m,
+            "--repo",
+            &format!("miners/{m}"),
+            "--revision",
+            &rev,
+            "--model-dir",
+            snapshot.to_str().unwrap(),
+            "--competition-id",
+            "2",
+        ]);
+    }
+    w
+}
+
+fn wait_ok(mut child: Child, what: &str, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            let t = text(&out);
+            assert!(status.success(), "{what}: {status}\n{t}");
+            return t;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what} did not finish in {limit:?}:\n{}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn(mut c: Command) -> Child {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// uid → weight of this hotkey's row on chain.
+fn chain_weights(w: &World, uid: u64) -> Vec<(u64, u64)> {
+    let rows = w.json(&["chain", "weights", "--chain", w.chain(), "--netuid", "1", "--json"]);
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uid"] == uid)
+        .map(|r| {
+            r["weights"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_validator_evaluates_committed_models_and_an_epoch_pays_the_best() {
+    let w = world(&["val"], r#"{ kind = "fixed", value = 7 }"#, 0.3);
+    let until = w.block() + 45;
+    let log = wait_ok(spawn(w.validator("val", until)), "arena validator run", Duration::from_secs(120));
+    assert!(log.contains("every round to --until-block is scored"), "{log}");
+
+    let st = w.status("val");
+    let rounds = st["rounds"].as_array().unwrap();
+    assert!(rounds.iter().filter(|r| r["state"] == "done").count() >= 2, "{st:#}");
+    // A round before the commitments (the chain's first blocks) has nothing to evaluate.
+    for r in rounds.iter().filter(|r| r["state"] != "done") {
+        assert_eq!(r["state"], "skipped", "{st:#}");
+        assert!(r["reason"].as_str().unwrap().starts_with("no submission to evaluate"), "{st:#}");
+    }
+    // The best model (uid 4: the validator is uid 0, miners 1..4 in order) wins every round.
+    let board = &st["leaderboards"][0];
+    assert_eq!(board["competition"], "chaos");
+    assert_eq!(board["rows"][0]["uid"], 4, "{board:#}");
+    assert_eq!(board["rows"].as_array().unwrap().len(), 4);
+    assert_eq!(st["last_weights"]["weights"], serde_json::json!([[4, 65535]]), "{st:#}");
+    assert_eq!(st["open_jobs"], serde_json::json!([]));
+    // A fixed seed: the second round reused the first's results (4 jobs in all, not 4 a round).
+    assert_eq!(st["jobs"]["done"], 4, "{st:#}");
+
+    // The weights are on chain; the next epoch gives the best model the incentive.
+    assert_eq!(chain_weights(&w, 0), vec![(4, 65535)]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let m = w.json(&["chain", "metagraph", "--chain", w.chain(), "--netuid", "1", "--json"]);
+    let incentive: Vec<u64> =
+        m["neurons"].as_array().unwrap().iter().map(|n| n["incentive"].as_u64().unwrap()).collect();
+    assert_eq!(incentive[4], 65535, "{m:#}");
+    assert!(incentive[..4].iter().all(|&i| i == 0), "{incentive:?}");
+
+    // The human status names the rounds and the last weights.
+    let config = w.dir.join("val.toml");
+    let human = w.ok(&["validator", "status", "--config", config.to_str().unwrap()]);
+    assert!(human.contains("last weights: round at block"), "{human}");
+    assert!(human.contains("4:65535"), "{human}");
+}
+
+/// Deterministic pauses in [lo, hi) seconds (SplitMix64 from a fixed seed).
+fn pauses(n: usize, lo: f64, hi: f64) -> Vec<Duration> {
+    let mut x: u64 = 20_261_202;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            Duration::from_secs_f64(lo + (hi - lo) * (z >> 11) as f64 / (1u64 << 53) as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn a_validator_killed_ten_times_ends_where_an_uninterrupted_one_does() {
+    // Seeded by sync block hashes: every round evaluates every model again (4 jobs a round).
+    let w = world(&["steady", "killed"], r#"{ kind = "sync_block_hash", cadence = 30 }"#, 0.3);
+    let until = w.block() + 100;
+    let steady = spawn(w.validator("steady", until));
+    // The other one is killed with SIGKILL at 10 points of its run, and started again each time.
+    let mut kills = 0;
+    let mut logs = String::new();
+    for pause in pauses(10, 0.3, 2.0) {
+        let mut child = spawn(w.validator("killed", until));
+        std::thread::sleep(pause);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        logs.push_str(&text(&child.wait_with_output().unwrap()));
+        kills += 1;
+    }
+    assert!(kills >= 8, "the validator ended before it was killed ({kills} kills)");
+    // The kills landed in the middle of rounds: restarts found jobs left running and resumed.
+    assert!(logs.contains("left running by a previous run are queued again"), "{logs}");
+    assert!(logs.contains("resumed"), "{logs}");
+    let last = wait_ok(
+        spawn(w.validator("killed", until)),
+        "the killed validator's last run",
+        Duration::from_secs(180),
+    );
+    let steady = wait_ok(steady, "the steady validator", Duration::from_secs(180));
+    assert!(last.contains("every round to --until-block"), "{last}");
+    assert!(steady.contains("every round to --until-block"), "{steady}");
+
+    let a = w.status("steady");
+    let b = w.status("killed");
+    // Every round both ran has the same digest (same raw scores, same u16 weights).
+    let digests = |st: &Value| -> Vec<(u64, String)> {
+        st["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "done")
+            .map(|r| (r["block"].as_u64().unwrap(), r["digest"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (da, db) = (digests(&a), digests(&b));
+    let common: Vec<_> = da.iter().filter(|(blk, _)| db.iter().any(|(b2, _)| b2 == blk)).collect();
+    assert!(common.len() >= 2, "{da:?} / {db:?}");
+    for (blk, d) in &common {
+        assert_eq!(db.iter().find(|(b2, _)| b2 == blk).map(|(_, x)| x), Some(d), "round at block {blk}");
+    }
+    assert_eq!(da.first(), db.first(), "the newest round");
+    // No result lost or doubled: one job per evaluation of each round, each done once.
+    for st in [&a, &b] {
+        let rounds = digests(st).len() as u64;
+        assert_eq!(st["jobs"]["done"].as_u64(), Some(4 * rounds), "{st:#}");
+        assert_eq!(st["open_jobs"], serde_json::json!([]));
+    }
+    // The same weights on chain from both.
+    assert_eq!(chain_weights(&w, 0), vec![(5, 65535)]);
+    assert_eq!(chain_weights(&w, 1), chain_weights(&w, 0));
+    // Never two weight calls for one epoch: the chain refuses a second within its rate limit,
+    // and the validator would have logged the refusal.
+    assert!(!last.contains("refused") && !last.contains("rate limit"), "{last}");
+}
+
+#[test]
+fn sigterm_stops_the_validator_and_its_running_job_goes_back_without_an_attempt() {
+    // Slow models: a job is surely running when the signal comes.
+    let w = world(&["val"], r#"{ kind = "fixed", value = 7 }"#, 30.0);
+    let mut child = spawn(w.validator("val", w.block() + 1000));
+    let start = Instant::now();
+    let running = loop {
+        assert!(start.elapsed() < Duration::from_secs(60), "no job started");
+        let config = w.dir.join("val.toml");
+        let out =
+            w.cmd(&["validator", "status", "--config", config.to_str().unwrap(), "--json"]).output().unwrap();
+        if out.status.success() {
+            let st = stdout_json(&out);
+            if st["jobs"]["running"].as_u64() == Some(1) {
+                break st;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(running["open_jobs"].as_array().unwrap().len(), 4, "{running:#}");
+    // SAFETY: a plain syscall on the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(20), "the validator did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(status.success(), "{status}: {}", text(&out));
+    assert!(text(&out).contains("running jobs went back to the queue"), "{}", text(&out));
+    let st = w.status("val");
+    let jobs = st["open_jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 4);
+    assert!(jobs.iter().all(|j| j["state"] == "queued"), "{st:#}");
+    // The cancelled attempt does not count: one more is allowed.
+    let cancelled: Vec<&Value> = jobs.iter().filter(|j| j["attempt"] == 1).collect();
+    assert_eq!(cancelled.len(), 1, "{st:#}");
+    assert_eq!(cancelled[0]["max_attempts"], 3, "{st:#}");
+    assert!(cancelled[0]["last_error"].as_str().unwrap().contains("stopped"), "{st:#}");
+}
