@@ -49,8 +49,13 @@ impl World {
         out.split_whitespace().last().unwrap().to_string()
     }
 
-    /// A validator configuration of its own (wallet, store) on the shared competition.
+    /// A validator configuration of its own (wallet, store) on the shared competition, written
+    /// the first time (a test may then change it).
     fn validator_config(&self, name: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.toml"));
+        if path.exists() {
+            return path;
+        }
         let plugins = chaos_plugin();
         let toml = format!(
             r#"netuid = 1
@@ -75,10 +80,10 @@ rpc_timeout = 10.0
 round_blocks = 20
 lease = 5.0
 retry_backoff = 0.1
+metrics = "127.0.0.1:0"
 "#,
             plugins = plugins.parent().unwrap().display()
         );
-        let path = self.dir.join(format!("{name}.toml"));
         std::fs::write(&path, toml).unwrap();
         path
     }
@@ -230,6 +235,17 @@ fn wait_ok(mut child: Child, what: &str, limit: Duration) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A plain HTTP/1.1 GET on loopback: the whole answer, head included.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 fn spawn(mut c: Command) -> Child {
@@ -395,6 +411,22 @@ fn sigterm_stops_the_validator_and_its_running_job_goes_back_without_an_attempt(
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(running["open_jobs"].as_array().unwrap().len(), 4, "{running:#}");
+    // Its metrics, on loopback, while it runs.
+    let addr = running["metrics"].as_str().expect("a metrics address").to_string();
+    // The gauges follow the store each poll: within a few of them, the running job shows.
+    let start = Instant::now();
+    let metrics = loop {
+        let m = http_get(&addr, "/metrics");
+        assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
+        if m.contains("arena_validator_jobs{state=\"running\"} 1") {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{m}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(metrics.contains("arena_validator_block "), "{metrics}");
+    assert!(metrics.contains("arena_validator_store_bytes "), "{metrics}");
+    assert!(http_get(&addr, "/other").starts_with("HTTP/1.1 404"));
     // SAFETY: a plain syscall on the child this test started.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let stopped = Instant::now();
@@ -417,4 +449,175 @@ fn sigterm_stops_the_validator_and_its_running_job_goes_back_without_an_attempt(
     assert_eq!(cancelled.len(), 1, "{st:#}");
     assert_eq!(cancelled[0]["max_attempts"], 3, "{st:#}");
     assert!(cancelled[0]["last_error"].as_str().unwrap().contains("stopped"), "{st:#}");
+}
+
+/// The validator's stderr so far, read by a thread (the child keeps running).
+fn stderr_reader(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::Read;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut err = child.stderr.take().unwrap();
+    let sink = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    log
+}
+
+fn wait_for(log: &std::sync::Mutex<String>, what: &str, limit: Duration) {
+    let start = Instant::now();
+    while !log.lock().unwrap().contains(what) {
+        assert!(start.elapsed() < limit, "no `{what}` in {limit:?}:\n{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    // SAFETY: a plain syscall on the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the validator did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_chain_whose_blocks_stop_is_reconnected_and_the_validator_carries_on() {
+    let w = world(&["val"], r#"{ kind = "fixed", value = 7 }"#, 0.1);
+    // The chain stops making blocks: its clock is taken out.
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(&w.chain).unwrap()).unwrap();
+    let mut state = state;
+    state.as_object_mut().unwrap().remove("clock");
+    std::fs::write(&w.chain, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    let config = w.validator_config("val");
+    let toml = std::fs::read_to_string(&config).unwrap().replace("stall = 30.0", "stall = 1.0");
+    std::fs::write(&config, toml).unwrap();
+    let block = w.block();
+    let until = ((block / 20) + 1) * 20;
+    let mut child = spawn(w.validator("val", until));
+    let log = stderr_reader(&mut child);
+    // No block for a second: the connection is dropped and made again, more than once.
+    wait_for(&log, "no new block for 1 s", Duration::from_secs(30));
+    let start = Instant::now();
+    while log.lock().unwrap().matches("no new block for 1 s").count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the validator ended: {}", log.lock().unwrap());
+    // Blocks come again: it reaches the round block, scores it, sets weights and stops.
+    w.ok(&["chain", "local", "advance", "--chain", w.chain(), "--blocks", &(until - block + 10).to_string()]);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}: {}", log.lock().unwrap());
+    assert_eq!(chain_weights(&w, 0), vec![(4, 65535)]);
+}
+
+#[test]
+fn a_node_that_never_answers_is_retried_until_the_validator_is_stopped() {
+    let w = world(&["val"], r#"{ kind = "fixed", value = 7 }"#, 0.1);
+    // A node that accepts connections and never says a word.
+    let node = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}", node.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in node.incoming() {
+            held.push(s);
+        }
+    });
+    let config = w.validator_config("val");
+    let toml = std::fs::read_to_string(&config).unwrap().replace("rpc_timeout = 10.0", "rpc_timeout = 0.5");
+    std::fs::write(&config, toml).unwrap();
+    let mut child = spawn(w.cmd(&[
+        "validator",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--network",
+        &url,
+        "--until-block",
+        "100",
+    ]));
+    let log = stderr_reader(&mut child);
+    wait_for(&log, "connecting to the chain: no answer from", Duration::from_secs(30));
+    wait_for(&log, "again in 400ms", Duration::from_secs(30));
+    assert!(child.try_wait().unwrap().is_none(), "{}", log.lock().unwrap());
+    let status = sigterm(&mut child);
+    assert!(status.success(), "{status}: {}", log.lock().unwrap());
+}
+
+/// Resident memory (kB), open file descriptors, and the store's bytes on disk.
+fn footprint(pid: u32, store: &std::path::Path) -> (u64, usize, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    let bytes = ["", "-wal", "-shm"]
+        .iter()
+        .map(|x| std::fs::metadata(format!("{}{x}", store.display())).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    (rss, fds, bytes)
+}
+
+/// A long run: a round every 2 blocks (0.1 s each), each evaluating the four models again, for
+/// at least 500 rounds. Resident memory, file descriptors and the store's size must stay flat
+/// after warm-up. Minutes long, so not in CI: `cargo test --workspace --test validator_cli --
+/// --ignored soak --nocapture` prints the curve.
+#[test]
+#[ignore]
+fn soak_five_hundred_rounds_with_a_flat_footprint() {
+    let w = world(&["val"], r#"{ kind = "sync_block_hash", cadence = 2 }"#, 0.0);
+    let config = w.validator_config("val");
+    // Two worker slots, a faster poll, and 50 rounds kept in the store.
+    let toml = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("network = \"local\"\n", "network = \"local\"\ndevices = [\"cpu\", \"cpu\"]\n")
+        .replace("poll = 0.1", "poll = 0.05")
+        .replace("[service]", "[service]\nkeep_rounds = 50");
+    std::fs::write(&config, toml).unwrap();
+    let mut child = spawn(w.validator("val", u64::MAX / 2));
+    let log = stderr_reader(&mut child);
+    let store = w.dir.join("val.sqlite");
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    let rounds_done = |log: &str| log.matches(": scored, digest").count();
+    loop {
+        std::thread::sleep(Duration::from_secs(5));
+        assert!(child.try_wait().unwrap().is_none(), "{}", log.lock().unwrap());
+        let done = rounds_done(&log.lock().unwrap());
+        let (rss, fds, bytes) = footprint(child.id(), &store);
+        println!(
+            "{:>6.0} s  {done:>4} rounds  rss {rss:>7} kB  fds {fds:>3}  store {bytes:>9} B",
+            start.elapsed().as_secs_f64()
+        );
+        samples.push((done, rss, fds, bytes));
+        if done >= 500 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1800), "500 rounds did not finish in 30 minutes");
+    }
+    sigterm(&mut child);
+    // After warm-up (the first 100 rounds), nothing grows with the rounds.
+    let warm: Vec<_> = samples.iter().filter(|s| s.0 >= 100).collect();
+    let (first, last) = (warm.first().unwrap(), warm.last().unwrap());
+    assert!(last.1 <= first.1 + first.1 / 5 + 8_192, "resident memory grew: {samples:?}");
+    assert!(last.2 <= first.2 + 2, "file descriptors grew: {samples:?}");
+    assert!(last.3 <= first.3 * 2 + (1 << 20), "the store grew: {samples:?}");
 }

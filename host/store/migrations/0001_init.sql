@@ -39,6 +39,7 @@ CREATE TABLE round_runs (
     dedup_key TEXT NOT NULL,
     PRIMARY KEY (round, run)
 );
+CREATE INDEX round_runs_key ON round_runs (dedup_key);
 
 -- Evaluation jobs, claimed under a lease whose token (the attempt) fences every later write.
 CREATE TABLE jobs (

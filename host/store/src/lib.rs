@@ -180,6 +180,9 @@ pub trait Store: Send + Sync {
         documents: &[(&str, &str)],
         now_ms: u64,
     ) -> Result<bool>;
+    /// Ends a running round without scores, for `reason` (its scoring failed, or it cannot be
+    /// resumed). False when it was not running.
+    async fn abandon_round(&self, round: i64, reason: &str, now_ms: u64) -> Result<bool>;
     /// Records what setting the round's weights became.
     async fn set_round_weights(&self, round: i64, outcome: &str) -> Result<()>;
 
@@ -205,6 +208,11 @@ pub trait Store: Send + Sync {
     async fn job_counts(&self) -> Result<BTreeMap<String, u64>>;
     /// Jobs not done, with their last error.
     async fn open_jobs(&self) -> Result<Vec<JobRow>>;
+
+    /// Keeps the newest `keep` rounds (by block): older rounds go, with their runs, and every
+    /// result and finished job no kept round refers to. Returns the rounds removed. Freed pages
+    /// are reused, so a long-running store stays the size of what it keeps.
+    async fn prune(&self, keep: u32) -> Result<u64>;
 
     async fn get(&self, key: &str) -> Result<Option<String>>;
     async fn put(&self, key: &str, value: &str, now_ms: u64) -> Result<()>;

@@ -332,6 +332,18 @@ impl Store for Sqlite {
         Ok(true)
     }
 
+    async fn abandon_round(&self, round: i64, reason: &str, now_ms: u64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE rounds SET state = 'skipped', reason = $2, finished_ms = $3 WHERE id = $1 AND state = 'running'",
+        )
+        .bind(round)
+        .bind(reason)
+        .bind(int(now_ms, "time")?)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn set_round_weights(&self, round: i64, outcome: &str) -> Result<()> {
         sqlx::query("UPDATE rounds SET weights = $2 WHERE id = $1")
             .bind(round)
@@ -515,6 +527,34 @@ impl Store for Sqlite {
                 })
             })
             .collect()
+    }
+
+    async fn prune(&self, keep: u32) -> Result<u64> {
+        let Some(oldest_kept) = sqlx::query("SELECT block FROM rounds ORDER BY block DESC LIMIT 1 OFFSET $1")
+            .bind(i64::from(keep.max(1)) - 1)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(0);
+        };
+        let oldest_kept: i64 = oldest_kept.try_get("block")?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM round_runs WHERE round IN (SELECT id FROM rounds WHERE block < $1)")
+            .bind(oldest_kept)
+            .execute(&mut *tx)
+            .await?;
+        let removed =
+            sqlx::query("DELETE FROM rounds WHERE block < $1").bind(oldest_kept).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM results WHERE dedup_key NOT IN (SELECT dedup_key FROM round_runs)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM jobs WHERE state = 'done' AND dedup_key NOT IN (SELECT dedup_key FROM round_runs)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed.rows_affected())
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>> {

@@ -196,3 +196,46 @@ async fn submissions_are_recorded_once() {
     assert_eq!(s.get("k").await.unwrap().as_deref(), Some("v2"));
     assert!(s.size_bytes().await.unwrap() > 0);
 }
+
+#[tokio::test]
+async fn pruning_keeps_the_newest_rounds_and_what_they_refer_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    // Five rounds; each has its own evaluation and one shared with every round.
+    for b in 1..=5u64 {
+        let own = format!("own-{b}");
+        let r = s.create_round(b * 10, "{}", "{}", &runs(&["shared", &own]), 2, b).await.unwrap();
+        while let Some(c) = s.claim("eval", "a", LEASE, b).await.unwrap() {
+            assert!(s.complete(c.id, c.token, &result(&c.dedup_key), b).await.unwrap());
+        }
+        assert!(s.finish_round(r.id, "{}", "d", &[], b).await.unwrap());
+    }
+    assert_eq!(s.prune(2).await.unwrap(), 3);
+    let blocks: Vec<u64> = s.rounds(10).await.unwrap().iter().map(|r| r.block).collect();
+    assert_eq!(blocks, vec![50, 40]);
+    // The kept rounds still have every result; the others' own results and jobs are gone.
+    for r in s.rounds(10).await.unwrap() {
+        assert!(s.round_results(r.id).await.unwrap().iter().all(|(_, x)| x.is_some()));
+    }
+    assert_eq!(s.job_counts().await.unwrap()["done"], 3, "shared, own-4, own-5");
+    assert_eq!(s.prune(2).await.unwrap(), 0);
+    // A new round still finds the shared result.
+    let r6 = s.create_round(60, "{}", "{}", &runs(&["shared"]), 2, 9).await.unwrap();
+    assert!(s.claim("eval", "a", LEASE, 9).await.unwrap().is_none());
+    assert_eq!(s.round_results(r6.id).await.unwrap()[0].1.as_ref().unwrap().outcome, "shared");
+}
+
+#[tokio::test]
+async fn a_round_that_cannot_be_scored_is_abandoned_once_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let r = s.create_round(7, "{}", "{}", &runs(&["k"]), 2, 0).await.unwrap();
+    assert!(s.abandon_round(r.id, "its scores cannot become weights", 1).await.unwrap());
+    assert!(!s.abandon_round(r.id, "again", 2).await.unwrap());
+    assert!(!s.finish_round(r.id, "{}", "d", &[], 3).await.unwrap(), "no longer running");
+    let row = s.round(7).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.reason.as_deref()),
+        (RoundState::Skipped, Some("its scores cannot become weights"))
+    );
+}

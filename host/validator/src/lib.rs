@@ -36,6 +36,7 @@ use arena_plugin_api::Device;
 use arena_store::{RoundState, Sqlite, Store};
 
 mod journal;
+pub mod metrics;
 pub mod rounds;
 pub mod slots;
 pub mod status;
@@ -67,6 +68,11 @@ pub struct Settings {
     /// This process, in lease owners (`host:pid`).
     pub instance: String,
 }
+
+/// The store document with the chain's block as last read, and when it last moved.
+pub const CHAIN_KEY: &str = "chain";
+/// The store document with the address `/metrics` is served on.
+pub const METRICS_KEY: &str = "metrics-address";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -124,43 +130,55 @@ pub async fn run(settings: Settings) -> Result<Exit> {
     if orphans > 0 {
         tracing::info!("{orphans} job(s) left running by a previous run are queued again");
     }
-    let mut chain = connect_with_backoff(&s).await?;
+    let Some(mut chain) = connect_with_backoff(&s).await else {
+        store.close().await;
+        return Ok(Exit::Stopped);
+    };
     // A call journaled as being sent when the previous run died: did it land?
     {
         let mut journal = StoreJournal::new(store.as_ref(), s.config.netuid);
-        let mut emitter = Emitter {
-            chain: chain.as_mut(),
-            signer: &s.signer,
-            netuid: s.config.netuid,
-            journal: &mut journal,
-            retry: Retry::default(),
-        };
-        for line in emitter.reconcile().await? {
-            tracing::warn!("weight journal: {line}");
+        match emitter(&s, chain.as_mut(), &mut journal).reconcile().await {
+            Ok(lines) => lines.iter().for_each(|l| tracing::warn!("weight journal: {l}")),
+            // The epoch stays marked as sent: it is not sent twice, at worst once less.
+            Err(e) => tracing::warn!("weight journal: cannot reconcile it with the chain: {e:#}"),
         }
     }
 
-    let shared = slots::Shared::new(Arc::clone(&store), &s);
+    let metrics = metrics::Metrics::new();
+    if !service.metrics.is_empty() {
+        match metrics::serve(&service.metrics, Arc::clone(&metrics)).await {
+            Ok(addr) => {
+                tracing::info!("metrics: http://{addr}/metrics");
+                store.put(METRICS_KEY, &addr.to_string(), now_ms()).await?;
+            }
+            Err(e) => tracing::warn!("metrics: {e:#}; the validator runs without them"),
+        }
+    }
+    let shared = slots::Shared::new(Arc::clone(&store), Arc::clone(&metrics));
     let workers = slots::spawn(&shared, &s);
     let mut sync: Option<Sync> = None;
     let mut rounds = rounds::Rounds::new(Arc::clone(&s), Arc::clone(&store), Arc::clone(&shared));
     let mut weights = WeightsState::default();
     let exit = loop {
-        if arena_runtime::cancel::requested() {
+        if stopping() {
             break Exit::Stopped;
         }
-        match step(&s, &store, &mut chain, &mut sync, &mut rounds, &mut weights).await {
+        match step(&s, &store, &metrics, &mut chain, &mut sync, &mut rounds, &mut weights).await {
             Ok(Some(exit)) => break exit,
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!("{e:#}");
                 if e.downcast_ref::<ChainLost>().is_some() {
-                    chain = connect_with_backoff(&s).await?;
+                    metrics.reconnects.inc();
+                    match connect_with_backoff(&s).await {
+                        Some(c) => chain = c,
+                        None => break Exit::Stopped,
+                    }
                     sync = None;
                 }
             }
         }
-        tokio::time::sleep(secs(service.poll)).await;
+        pause(secs(service.poll)).await;
     };
     shared.stop();
     for w in workers {
@@ -168,6 +186,13 @@ pub async fn run(settings: Settings) -> Result<Exit> {
     }
     store.close().await;
     Ok(exit)
+}
+
+/// The weight emitter of this validator, its journal in the store. Its retries are short: the
+/// loop tries again after `service.weights_retry` seconds.
+fn emitter<'a>(s: &'a Settings, chain: &'a mut dyn Chain, journal: &'a mut StoreJournal<'_>) -> Emitter<'a> {
+    let retry = Retry { attempts: 3, base: Duration::from_millis(500) };
+    Emitter { chain, signer: &s.signer, netuid: s.config.netuid, journal, retry }
 }
 
 /// The chain connection must be made again.
@@ -182,19 +207,39 @@ impl std::fmt::Display for ChainLost {
 
 impl std::error::Error for ChainLost {}
 
-async fn connect_with_backoff(s: &Settings) -> Result<Box<dyn Chain>> {
+/// A connection, tried again with backoff (200 ms doubling to a minute) until one is made;
+/// `None` when the validator is asked to stop meanwhile.
+async fn connect_with_backoff(s: &Settings) -> Option<Box<dyn Chain>> {
     let timeout = secs(s.config.service.rpc_timeout);
     let mut wait = Duration::from_millis(200);
     loop {
+        if stopping() {
+            return None;
+        }
         match connect(&s.chain, timeout).await {
-            Ok(c) => return Ok(c),
-            Err(e) if !arena_runtime::cancel::requested() => {
+            Ok(c) => return Some(c),
+            Err(e) => {
                 tracing::warn!("connecting to the chain: {e:#}; again in {wait:?}");
-                tokio::time::sleep(wait).await;
+                pause(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(60));
             }
-            Err(e) => return Err(e),
         }
+    }
+}
+
+fn stopping() -> bool {
+    arena_runtime::cancel::requested()
+}
+
+/// Sleeps `d`, or less when the validator is asked to stop.
+async fn pause(d: Duration) {
+    let end = Instant::now() + d;
+    while !stopping() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left.min(Duration::from_millis(100))).await;
     }
 }
 
@@ -211,6 +256,7 @@ async fn rpc<T>(s: &Settings, what: &str, f: impl std::future::Future<Output = R
 async fn step(
     s: &Arc<Settings>,
     store: &Arc<Sqlite>,
+    metrics: &metrics::Metrics,
     chain: &mut Box<dyn Chain>,
     sync: &mut Option<Sync>,
     rounds: &mut rounds::Rounds,
@@ -221,9 +267,13 @@ async fn step(
     let block = rpc(s, "current block", chain.current_block()).await?;
     let now = Instant::now();
     let st = sync.get_or_insert(Sync { block, moved_at: now, metagraph: None, commitments_at: None });
-    if block != st.block {
+    metrics.block.set(block as i64);
+    metrics.block_age_seconds.set(now.duration_since(st.moved_at).as_secs_f64());
+    if block != st.block || st.commitments_at.is_none() {
         st.block = block;
         st.moved_at = now;
+        let chain_doc = serde_json::json!({"block": block, "moved_ms": now_ms()});
+        store.put(CHAIN_KEY, &chain_doc.to_string(), now_ms()).await?;
     } else if now.duration_since(st.moved_at) > secs(service.stall) {
         return Err(ChainLost(format!("no new block for {:.0} s (still {block})", service.stall)).into());
     }
@@ -268,7 +318,11 @@ async fn step(
     let metagraph = st.metagraph.as_ref().map(|(m, _)| m.clone()).context("no metagraph yet")?;
 
     rounds.advance(chain.as_ref(), &metagraph, block).await?;
-    emit_weights(s, store, chain, weights).await?;
+    emit_weights(s, store, metrics, chain, weights).await?;
+    for (state, n) in store.job_counts().await? {
+        metrics.jobs.get_or_create(&metrics::StateLabel { state }).set(n as i64);
+    }
+    metrics.store_bytes.set(store.size_bytes().await? as i64);
 
     if let Some(until) = s.until_block
         && block >= until
@@ -284,6 +338,7 @@ async fn step(
 async fn emit_weights(
     s: &Arc<Settings>,
     store: &Arc<Sqlite>,
+    metrics: &metrics::Metrics,
     chain: &mut Box<dyn Chain>,
     state: &mut WeightsState,
 ) -> Result<()> {
@@ -303,16 +358,11 @@ async fn emit_weights(
         serde_json::from_str(round.report.as_deref().unwrap_or("null")).context("the round's report")?;
     let u16s = rounds::report_weights(&report)?;
     let mut journal = StoreJournal::new(store.as_ref(), s.config.netuid);
-    let mut emitter = Emitter {
-        chain: chain.as_mut(),
-        signer: &s.signer,
-        netuid: s.config.netuid,
-        journal: &mut journal,
-        retry: Retry { attempts: 3, base: Duration::from_millis(500) },
-    };
-    match emitter.emit(&u16s, s.version_key).await {
+    match emitter(s, chain.as_mut(), &mut journal).emit(&u16s, s.version_key).await {
         Ok(outcome) => {
             state.failed_at = None;
+            let label = serde_json::to_value(&outcome)?["outcome"].as_str().unwrap_or("?").to_string();
+            metrics.weight_set(&label);
             tracing::info!("round at block {}: {outcome}", round.block);
             let landed = matches!(
                 outcome,
@@ -331,6 +381,7 @@ async fn emit_weights(
             Ok(())
         }
         Err(e) => {
+            metrics.weight_set("error");
             state.failed_at = Some(Instant::now());
             Err(e.context(format!("setting the weights of the round at block {}", round.block)))
         }

@@ -157,8 +157,15 @@ impl Rounds {
             && let Some(row) = self.store.rounds(1).await?.into_iter().next()
             && row.state == RoundState::Running
         {
-            let ctx = self.load(row).await?;
-            self.shared.set_current(Some(Arc::new(ctx)));
+            let (id, at) = (row.id, row.block);
+            match self.load(row).await? {
+                Ok(ctx) => self.shared.set_current(Some(Arc::new(ctx))),
+                Err(why) => {
+                    tracing::warn!("round at block {at} abandoned: {why}");
+                    self.shared.metrics.round("skipped");
+                    self.store.abandon_round(id, &why, now_ms()).await?;
+                }
+            }
         }
         if let Some(ctx) = self.shared.current() {
             self.reap(&ctx).await?;
@@ -167,7 +174,10 @@ impl Rounds {
             }
             self.shared.set_current(None);
         }
-        if let Some(&r) = self.due(block).await?.first() {
+        // With `--until-block`, no round after it is started: the run ends at the same round
+        // whenever it ends.
+        let due = self.due(block).await?.into_iter().filter(|&r| self.s.until_block.is_none_or(|u| r <= u));
+        if let Some(r) = due.min() {
             self.create(chain, metagraph, r).await?;
         }
         Ok(())
@@ -265,6 +275,7 @@ impl Rounds {
 
     async fn skip(&self, block: u64, file_json: &str, reason: String) -> Result<()> {
         tracing::warn!("round at block {block} skipped: {reason}");
+        self.shared.metrics.round("skipped");
         self.store.skip_round(block, file_json, &reason, now_ms()).await.map(|_| ())
     }
 
@@ -277,27 +288,27 @@ impl Rounds {
         .context("preparing the round")?
     }
 
-    /// A running round from the store, as it was planned (after a restart).
-    async fn load(&self, row: RoundRow) -> Result<RoundCtx> {
+    /// A running round from the store, as it was planned (after a restart); `Err(why)` when it
+    /// cannot be resumed (the competitions or plugins changed since it was planned). Errors
+    /// that may pass (a download) are the outer error: the next loop tries again.
+    async fn load(&self, row: RoundRow) -> Result<Result<RoundCtx, String>> {
         let file: SubmissionsFile =
             serde_json::from_str(&row.submissions).context("the round's submissions")?;
         let hashes: BTreeMap<u64, String> =
             serde_json::from_str(&row.hashes).context("the round's block hashes")?;
-        let plan =
-            round::plan(&self.s.competitions, &file, row.block, &hashes).map_err(|e| anyhow::anyhow!(e))?;
+        let plan = match round::plan(&self.s.competitions, &file, row.block, &hashes) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(format!("it cannot be planned again: {e}"))),
+        };
         let prepared = self.prepare(&file, &plan).await?;
         let keys: Vec<String> = (0..plan.runs.len()).map(|i| run_key(&plan, &prepared, &file, i)).collect();
         let stored: Vec<String> =
             self.store.round_results(row.id).await?.into_iter().map(|(k, _)| k).collect();
         if stored != keys {
-            bail!(
-                "the round at block {} was planned with other competitions or plugins than these; \
-                 restore them to finish it",
-                row.block
-            );
+            return Ok(Err("it was planned with other competitions or plugins than these".into()));
         }
         tracing::info!("round at block {}: resumed", row.block);
-        Ok(RoundCtx { row, file, plan, prepared, options: self.options(), keys })
+        Ok(Ok(RoundCtx { row, file, plan, prepared, options: self.options(), keys }))
     }
 
     /// Jobs whose lease expired with no attempt left fail with that reason.
@@ -337,15 +348,25 @@ impl Rounds {
             Some(t) => serde_json::from_str(&t).context("the store's EMA state")?,
             None => State::default(),
         };
-        let report = round::collect(
-            &self.s.competitions,
+        let comps = &self.s.competitions;
+        let report = match round::collect(
+            comps,
             Some(&self.s.config.funding),
             &ctx.file,
             &ctx.plan,
             outcomes,
             &mut state,
-        )
-        .map_err(|e| anyhow::anyhow!("scoring the round at block {}: {e}", ctx.row.block))?;
+        ) {
+            Ok(r) => r,
+            // Scoring is a function of the results: trying again would fail again.
+            Err(e) => {
+                let why = format!("its scores cannot become weights: {e}");
+                tracing::warn!("round at block {} abandoned: {why}", ctx.row.block);
+                self.shared.metrics.round("skipped");
+                self.store.abandon_round(ctx.row.id, &why, now_ms()).await?;
+                return Ok(true);
+            }
+        };
         let report_json = serde_json::to_string(&report)?;
         let state_json = serde_json::to_string(&state)?;
         let finished = self
@@ -353,6 +374,11 @@ impl Rounds {
             .finish_round(ctx.row.id, &report_json, &report.digest, &[(EMA_KEY, &state_json)], now_ms())
             .await?;
         if finished {
+            self.shared.metrics.round("done");
+            let pruned = self.store.prune(self.s.config.service.keep_rounds).await?;
+            if pruned > 0 {
+                tracing::debug!("{pruned} old round(s) pruned from the store");
+            }
             let sent: Vec<String> = report
                 .scores
                 .weights
@@ -368,5 +394,87 @@ impl Rounds {
             );
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arena_chain::Neuron;
+    use arena_store::SubmissionRow;
+
+    fn neuron(uid: u16, hotkey: &str) -> Neuron {
+        Neuron {
+            uid,
+            hotkey: hotkey.into(),
+            coldkey: hotkey.into(),
+            stake: 0,
+            validator_permit: false,
+            active: true,
+            last_update: 0,
+            block_at_registration: 0,
+            consensus: 0,
+            incentive: 0,
+            dividends: 0,
+            emission: 0,
+        }
+    }
+
+    fn row(hotkey: &str, block: u64, repo: &str) -> SubmissionRow {
+        let entry = SubmissionEntry {
+            uid: 999,
+            hotkey: hotkey.into(),
+            block,
+            competition: "c".into(),
+            path: None,
+            repo: Some(repo.into()),
+            revision: Some("0".repeat(40)),
+            metadata: None,
+        };
+        SubmissionRow {
+            competition: "c".into(),
+            hotkey: hotkey.into(),
+            commit_block: block,
+            uid: 999,
+            entry: serde_json::to_string(&entry).unwrap(),
+            seen_block: block,
+        }
+    }
+
+    #[test]
+    fn a_rounds_submissions_are_each_hotkeys_latest_by_its_block_under_its_current_uid() {
+        let metagraph = Metagraph {
+            netuid: 1,
+            block: 500,
+            neurons: vec![neuron(0, "a"), neuron(1, "b"), neuron(2, "c")],
+        };
+        let rows = [
+            row("b", 10, "b/old"),
+            row("b", 90, "b/new"),
+            row("a", 50, "a/one"),
+            row("c", 200, "c/later"),
+            // Deregistered since: not in the metagraph.
+            row("gone", 20, "gone/x"),
+        ];
+        let file = submissions_at(&rows, &metagraph, 100).unwrap();
+        let got: Vec<(u16, &str, u64)> =
+            file.submissions.iter().map(|s| (s.uid, s.repo.as_deref().unwrap(), s.block)).collect();
+        assert_eq!(got, vec![(0, "a/one", 50), (1, "b/new", 90)]);
+        assert_eq!((file.block, file.registered), (Some(100), Some(3)));
+        // At block 50 b's first commitment is its latest.
+        let early = submissions_at(&rows, &metagraph, 50).unwrap();
+        assert_eq!(
+            early.submissions.iter().map(|s| s.repo.as_deref().unwrap()).collect::<Vec<_>>(),
+            ["a/one", "b/old"]
+        );
+    }
+
+    #[test]
+    fn report_weights_leave_zeros_out_and_refuse_what_is_not_a_u16() {
+        let report = serde_json::json!({"weights": [{"uid": 3, "u16": 65535}, {"uid": 1, "u16": 0}, {"uid": 2, "u16": 12}]});
+        assert_eq!(report_weights(&report).unwrap(), vec![(3, 65535), (2, 12)]);
+        let bad = serde_json::json!({"weights": [{"uid": 3, "u16": 70000}]});
+        assert!(report_weights(&bad).is_err());
+        assert!(report_weights(&serde_json::json!({})).is_err());
     }
 }

@@ -23,13 +23,14 @@ use crate::{Settings, now_ms, secs};
 /// What the main loop and the slots share.
 pub struct Shared {
     store: Arc<Sqlite>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     current: RwLock<Option<Arc<RoundCtx>>>,
     stopping: AtomicBool,
 }
 
 impl Shared {
-    pub fn new(store: Arc<Sqlite>, _s: &Settings) -> Arc<Self> {
-        Arc::new(Self { store, current: RwLock::new(None), stopping: AtomicBool::new(false) })
+    pub fn new(store: Arc<Sqlite>, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
+        Arc::new(Self { store, metrics, current: RwLock::new(None), stopping: AtomicBool::new(false) })
     }
 
     /// The round whose jobs the slots run.
@@ -155,6 +156,7 @@ async fn run_claimed(
             (outcome, lost)
         }
     };
+    shared.metrics.evaluation_seconds.observe(start.elapsed().as_secs_f64());
     if lost {
         tracing::warn!(
             "slot {slot}: job {} lost its lease; its worker was stopped and its result dropped",

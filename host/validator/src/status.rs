@@ -18,6 +18,11 @@ pub struct Status {
     pub leaderboards: Vec<Leaderboard>,
     /// The newest round whose weights were set, and what setting them became.
     pub last_weights: Option<LastWeights>,
+    /// The chain as the validator last read it: `{"block", "moved_ms"}` (when the block last
+    /// moved, in Unix milliseconds).
+    pub chain: Option<serde_json::Value>,
+    /// Where its `/metrics` are served.
+    pub metrics: Option<String>,
     pub store_bytes: u64,
 }
 
@@ -119,6 +124,8 @@ pub async fn status(store: &dyn Store, rounds: u32) -> Result<Status> {
         open_jobs: store.open_jobs().await?,
         leaderboards,
         last_weights,
+        chain: store.get(crate::CHAIN_KEY).await?.and_then(|t| serde_json::from_str(&t).ok()),
+        metrics: store.get(crate::METRICS_KEY).await?,
         store_bytes: store.size_bytes().await?,
     })
 }

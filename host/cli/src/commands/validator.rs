@@ -206,6 +206,17 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
         ),
         None => println!("last weights: none set yet"),
     }
+    if let Some(c) = &st.chain {
+        let age = c["moved_ms"].as_u64().map(|t| arena_validator::now_ms().saturating_sub(t) as f64 / 1e3);
+        println!(
+            "chain: block {} (it last moved {} s ago)",
+            c["block"],
+            age.map(|a| format!("{a:.1}")).unwrap_or_else(|| "?".into())
+        );
+    }
+    if let Some(m) = &st.metrics {
+        println!("metrics: http://{m}/metrics");
+    }
     println!("store: {} bytes", st.store_bytes);
     Ok(ExitCode::SUCCESS)
 }

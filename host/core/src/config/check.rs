@@ -709,8 +709,33 @@ pub fn check_validator(
     if service.attempts == 0 {
         err(ERROR, "service.attempts", "0 attempts would never run a job: give at least 1".into(), None);
     }
+    if service.keep_rounds < 2 {
+        err(
+            ERROR,
+            "service.keep_rounds",
+            "keep at least 2 rounds (the running one and the last scored)".into(),
+            None,
+        );
+    }
     if service.catch_up == 0 {
         err(ERROR, "service.catch_up", "give at least 1 (the current round)".into(), None);
+    }
+    if !service.metrics.is_empty() {
+        match service.metrics.parse::<std::net::SocketAddr>() {
+            Err(_) => err(
+                ERROR,
+                "service.metrics",
+                format!("`{}` is not an address HOST:PORT", service.metrics),
+                Some("e.g. 127.0.0.1:9464; an empty string serves no metrics".into()),
+            ),
+            Ok(a) if !a.ip().is_loopback() => err(
+                WARNING,
+                "service.metrics",
+                format!("`{}` serves the metrics beyond this machine", service.metrics),
+                None,
+            ),
+            Ok(_) => {}
+        }
     }
     if service.lease.is_finite() && service.lease < 0.1 {
         err(

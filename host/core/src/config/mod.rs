@@ -484,6 +484,11 @@ pub struct Service {
     pub attempts: u32,
     /// Seconds before a failed job's next attempt (doubled at each attempt, at most 15 minutes).
     pub retry_backoff: f64,
+    /// Where `/metrics` (Prometheus) is served, `HOST:PORT`; loopback by default, empty for none.
+    pub metrics: String,
+    /// Rounds kept in the store (the newest); older ones go, with the results no kept round
+    /// uses, so the store stays the same size however long the validator runs.
+    pub keep_rounds: u32,
 }
 
 impl Default for Service {
@@ -499,6 +504,8 @@ impl Default for Service {
             lease: 60.0,
             attempts: 2,
             retry_backoff: 30.0,
+            metrics: "127.0.0.1:9464".into(),
+            keep_rounds: 1000,
         }
     }
 }

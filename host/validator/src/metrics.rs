@@ -1,0 +1,149 @@
+//! The validator's Prometheus metrics (`prometheus-client`), served at `/metrics` on the
+//! address `service.metrics` names (loopback by default). Read-only, and nothing secret is in
+//! it: blocks, jobs, evaluation times, weight-setting outcomes, store size.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// The chain's block, as last read.
+    pub block: Gauge,
+    /// Seconds since the chain's block last moved (a stalled node shows here first).
+    pub block_age_seconds: Gauge<f64, AtomicU64>,
+    /// Jobs in the store, by state.
+    pub jobs: Family<StateLabel, Gauge>,
+    /// Wall-clock seconds of each evaluation run by a worker slot.
+    pub evaluation_seconds: Histogram,
+    /// Weight settings, by outcome (`set`, `committed`, `already_done`, `rate_limited`, `error`, …).
+    pub weight_sets: Family<OutcomeLabel, Counter>,
+    /// Rounds finished, by state (`done`, `skipped`).
+    pub rounds: Family<StateLabel, Counter>,
+    /// Connections to the chain made again after a failure or a stall.
+    pub reconnects: Counter,
+    /// Bytes of the store on disk.
+    pub store_bytes: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("arena_validator");
+        let m = Metrics {
+            block: Gauge::default(),
+            block_age_seconds: Gauge::default(),
+            jobs: Family::default(),
+            evaluation_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 18)),
+            weight_sets: Family::default(),
+            rounds: Family::default(),
+            reconnects: Counter::default(),
+            store_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("block", "The chain's block, as last read", m.block.clone());
+        registry.register(
+            "block_age_seconds",
+            "Seconds since the chain's block last moved",
+            m.block_age_seconds.clone(),
+        );
+        registry.register("jobs", "Evaluation jobs in the store, by state", m.jobs.clone());
+        registry.register(
+            "evaluation_seconds",
+            "Wall-clock seconds of each evaluation a worker slot ran",
+            m.evaluation_seconds.clone(),
+        );
+        registry.register("weight_sets", "Weight settings, by outcome", m.weight_sets.clone());
+        registry.register("rounds", "Rounds finished, by state", m.rounds.clone());
+        registry.register("reconnects", "Chain connections made again", m.reconnects.clone());
+        registry.register("store_bytes", "Bytes of the store on disk", m.store_bytes.clone());
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    pub fn weight_set(&self, outcome: &str) {
+        self.weight_sets.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
+    }
+
+    pub fn round(&self, state: &str) {
+        self.rounds.get_or_create(&StateLabel { state: state.into() }).inc();
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics` on `addr` until the process ends; returns the address bound (a port of 0
+/// picks a free one).
+pub async fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let m = Arc::clone(&metrics);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), answer(&mut socket, &m)).await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+/// One HTTP/1.1 exchange: `GET /metrics` gets the metrics, anything else a 404; then the
+/// connection closes. Requests larger than 8 KiB are not read past that.
+async fn answer(socket: &mut tokio::net::TcpStream, m: &Metrics) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 8192];
+    let mut n = 0;
+    while n < buf.len() {
+        let k = socket.read(&mut buf[n..]).await?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..n]);
+    let line = head.lines().next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (status, kind, body) = match (method, path.split('?').next().unwrap_or("")) {
+        ("GET", "/metrics") => {
+            ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", m.encode())
+        }
+        ("GET", _) => ("404 Not Found", "text/plain; charset=utf-8", "not found: see /metrics\n".into()),
+        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", "read-only: GET /metrics\n".into()),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(reply.as_bytes()).await?;
+    socket.shutdown().await
+}
