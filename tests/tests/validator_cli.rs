@@ -122,6 +122,16 @@ fn seed(name: &str) -> String {
 /// Two validators and four miners on a clocked embedded chain (tempo 10); the miners' models are
 /// in the hub cache and committed in taoverse's format.
 fn world(validators: &[&str], seed_policy: &str, seconds: f64) -> World {
+    let models: Vec<(&str, Value)> = MODELS
+        .iter()
+        .map(|&(m, value)| (m, serde_json::json!({"kind": "score", "value": value, "seconds": seconds})))
+        .collect();
+    world_of(validators, seed_policy, &models, "[limits]\ntimeout = 20\nmemory = \"2GiB\"\n")
+}
+
+/// [`world`] with the miners' behaviours (the chaos plugin's `behaviour.json`, uids after the
+/// validators' in this order) and TOML tables of the competition's own (`[limits]` at least).
+fn world_of(validators: &[&str], seed_policy: &str, models: &[(&str, Value)], tables: &str) -> World {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let chain = dir.join("chain.json");
@@ -138,10 +148,7 @@ emission_share = 1.0
 [data]
 seed = {seed_policy}
 
-[limits]
-timeout = 20
-memory = "2GiB"
-
+{tables}
 [[tasks]]
 name = "quality"
 plugin = "chaos"
@@ -165,7 +172,7 @@ lone_win_rate = 1.0
         neurons.push(format!("{hk}:{hk}:1000000000000"));
     }
     let mut miners = Vec::new();
-    for (m, _) in MODELS {
+    for (m, _) in models {
         let hk = w.hotkey(m);
         neurons.push(format!("{hk}:{hk}:0"));
         miners.push(hk);
@@ -189,15 +196,11 @@ lone_win_rate = 1.0
     }
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     w.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    for (i, (m, value)) in MODELS.iter().enumerate() {
+    for (i, (m, behaviour)) in models.iter().enumerate() {
         let rev = format!("{:040x}", i + 1);
         let snapshot = dir.join(format!("hub/models--miners--{m}/snapshots/{rev}"));
         std::fs::create_dir_all(&snapshot).unwrap();
-        std::fs::write(
-            snapshot.join("behaviour.json"),
-            serde_json::json!({"kind": "score", "value": value, "seconds": seconds}).to_string(),
-        )
-        .unwrap();
+        std::fs::write(snapshot.join("behaviour.json"), behaviour.to_string()).unwrap();
         w.ok(&[
             "commit",
             "--chain",
@@ -309,6 +312,94 @@ fn a_validator_evaluates_committed_models_and_an_epoch_pays_the_best() {
     let human = w.ok(&["validator", "status", "--config", config.to_str().unwrap()]);
     assert!(human.contains("last weights: round at block"), "{human}");
     assert!(human.contains("4:65535"), "{human}");
+}
+
+#[test]
+fn workers_that_crash_run_out_of_memory_or_hang_fail_their_jobs_and_the_eval_set_retries_them_once() {
+    // uids: the validator 0, then these in order. `keep = 1`: after the first round only the
+    // leader, the new and the once-failed are evaluated again.
+    let models = [
+        ("m-fair", serde_json::json!({"kind": "score", "value": 0.4, "seconds": 0.0})),
+        ("m-best", serde_json::json!({"kind": "score", "value": 0.9, "seconds": 0.0})),
+        ("m-segv", serde_json::json!({"kind": "segfault"})),
+        ("m-oom", serde_json::json!({"kind": "alloc", "bytes": 8u64 << 30})),
+        ("m-hang", serde_json::json!({"kind": "sleep", "seconds": 600})),
+    ];
+    let tables = "[schedule]\nkeep = 1\n\n[limits]\ntimeout = 2\nmemory = \"768MiB\"\n";
+    // Seeds from block hashes: each round's runs are new jobs (a fixed seed would reuse results).
+    let w = world_of(&["val"], r#"{ kind = "sync_block_hash", cadence = 2 }"#, &models, tables);
+    // Active from now on: the first round sees every commitment.
+    let now = w.block();
+    let comp = w.dir.join("chaos.toml");
+    let toml = std::fs::read_to_string(&comp).unwrap().replace("keep = 1", &format!("keep = 1\nfrom_block = {}", now + 1));
+    std::fs::write(&comp, toml).unwrap();
+    let until = now + 100;
+    let log = wait_ok(spawn(w.validator("val", until)), "arena validator run", Duration::from_secs(240));
+    assert!(log.contains("every round to --until-block is scored"), "{log}");
+
+    // Each failing job was tried twice (`attempts = 2`), with its kind.
+    for kind in ["crashed", "out_of_memory", "timeout"] {
+        assert!(log.contains(&format!("failed ({kind}); attempt 2 of 2")), "{kind}: {log}");
+    }
+    // Round by round: all five; then the leader and the three that failed for infrastructure
+    // reasons (once more); then the leader alone.
+    let runs: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(" run(s) of ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert!(runs.len() >= 3, "{log}");
+    assert_eq!(runs[..3], ["5", "4", "1"], "{log}");
+    assert!(runs[3..].iter().all(|&n| n == "1"), "{runs:?}");
+    assert!(log.contains("submission(s) not re-evaluated (schedule.keep)"), "{log}");
+
+    let st = w.status("val");
+    let rounds = st["rounds"].as_array().unwrap();
+    let done: Vec<&Value> = rounds.iter().filter(|r| r["state"] == "done").collect();
+    assert!(done.len() >= 3, "{st:#}");
+    // The oldest scored round names each failure; every round scored, none abandoned.
+    let first = done.last().unwrap();
+    let failed = first["failed_runs"].as_array().unwrap();
+    for (uid, kind) in [(3, "crashed"), (4, "out_of_memory"), (5, "timeout")] {
+        assert!(
+            failed.iter().any(|f| f.as_str().unwrap().starts_with(&format!("uid {uid} ")) && f.as_str().unwrap().contains(kind)),
+            "uid {uid} {kind}: {first:#}"
+        );
+    }
+    assert!(rounds.iter().all(|r| r["state"] == "done" || r["state"] == "skipped"), "{st:#}");
+    assert_eq!(st["open_jobs"], serde_json::json!([]));
+    assert_eq!(st["last_weights"]["weights"], serde_json::json!([[2, 65535]]), "{st:#}");
+    assert_eq!(chain_weights(&w, 0), vec![(2, 65535)]);
+}
+
+#[test]
+fn a_round_whose_dataset_cannot_be_read_is_skipped_with_the_reason_never_scored_on_part_of_it() {
+    let w = world(&["val"], r#"{ kind = "fixed", value = 7 }"#, 0.0);
+    let data = w.dir.join("rows.jsonl");
+    let comp = w.dir.join("chaos.toml");
+    let with_data = std::fs::read_to_string(&comp)
+        .unwrap()
+        .replace("kind = \"by-submission\"", &format!("kind = \"by-submission\"\ndataset = \"{}\"", data.display()));
+    std::fs::write(&comp, with_data).unwrap();
+    let until = w.block() + 30;
+    let log = wait_ok(spawn(w.validator("val", until)), "arena validator run", Duration::from_secs(120));
+    let st = w.status("val");
+    let rounds = st["rounds"].as_array().unwrap();
+    assert!(!rounds.is_empty(), "{st:#}");
+    assert!(rounds.iter().all(|r| r["state"] == "skipped"), "{st:#}");
+    let reason = rounds[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("rows.jsonl") && reason.contains("does not exist"), "{reason}");
+    assert!(log.contains("skipped"), "{log}");
+    assert_eq!(st["last_weights"], Value::Null, "{st:#}");
+    assert!(chain_weights(&w, 0).is_empty());
+
+    // The data is back: the next round is scored.
+    std::fs::write(&data, "{\"x\": 1}\n{\"x\": 2}\n").unwrap();
+    let until = w.block() + 30;
+    wait_ok(spawn(w.validator("val", until)), "arena validator run", Duration::from_secs(120));
+    let st = w.status("val");
+    assert_eq!(st["rounds"][0]["state"], "done", "{st:#}");
+    assert_eq!(chain_weights(&w, 0), vec![(4, 65535)]);
 }
 
 /// Deterministic pauses in [lo, hi) seconds (SplitMix64 from a fixed seed).

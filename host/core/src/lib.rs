@@ -7,6 +7,7 @@ pub mod commitment;
 pub mod config;
 pub mod diag;
 pub mod dryrun;
+pub mod evalset;
 pub mod failure;
 pub mod json;
 pub mod round;

@@ -38,7 +38,12 @@ pub const CANCEL_GRACE: Duration = Duration::from_secs(2);
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum WorkerEvent {
     Progress { done: u64, total: u64, message: String },
-    Result { output: EvalOutput },
+    Result {
+        output: EvalOutput,
+        /// Seconds in the plugin's own code (creating the task and evaluating).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plugin_seconds: Option<f64>,
+    },
     Error { kind: FailureKind, message: String },
 }
 
@@ -108,12 +113,24 @@ impl Supervisor {
         limits: JobLimits,
         progress: &dyn Progress,
     ) -> Result<EvalOutput, JobFailure> {
-        let mut child = self.spawn(limits).map_err(|e| {
-            JobFailure::new(
-                FailureKind::Spawn,
-                format!("cannot start {} worker: {e}", self.worker_exe.display()),
-            )
-        })?;
+        self.run_timed(job, limits, progress).0
+    }
+
+    /// [`Supervisor::run`], with the time the worker spent in the plugin's own code, when it
+    /// said (what the host's overhead is measured against).
+    pub fn run_timed(
+        &self,
+        job: &Job,
+        limits: JobLimits,
+        progress: &dyn Progress,
+    ) -> (Result<EvalOutput, JobFailure>, Option<Duration>) {
+        let mut child = match self.spawn(limits) {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("cannot start {} worker: {e}", self.worker_exe.display());
+                return (Err(JobFailure::new(FailureKind::Spawn, why)), None);
+            }
+        };
         let pid = child.id() as i32;
         let _registered = cancel::ChildGuard::register(pid);
 
@@ -160,6 +177,7 @@ impl Supervisor {
         let start = Instant::now();
         let deadline = limits.wall.map(|w| start + w);
         let mut outcome: Option<Result<EvalOutput, JobFailure>> = None;
+        let mut plugin_time = None;
         let mut killed_for: Option<JobFailure> = None;
         let mut cancel_sent_at: Option<Instant> = None;
         let mut stdin = Some(stdin);
@@ -203,7 +221,10 @@ impl Supervisor {
                 Ok(Ok(WorkerEvent::Progress { done, total, message })) => {
                     progress.report(done, total, &message)
                 }
-                Ok(Ok(WorkerEvent::Result { output })) => {
+                Ok(Ok(WorkerEvent::Result { output, plugin_seconds })) => {
+                    if outcome.is_none() {
+                        plugin_time = plugin_seconds.and_then(|s| Duration::try_from_secs_f64(s).ok());
+                    }
                     outcome.get_or_insert(Ok(output));
                 }
                 Ok(Ok(WorkerEvent::Error { kind, message })) => {
@@ -244,7 +265,7 @@ impl Supervisor {
         if let Err(f) = &mut result {
             f.stderr_tail = tail;
         }
-        result
+        (result, plugin_time)
     }
 
     fn spawn(&self, limits: JobLimits) -> std::io::Result<Child> {
@@ -460,9 +481,10 @@ pub fn worker_main() -> i32 {
 
     report_exhausted_address_space();
     let progress = WorkerProgress { send: &send, cancelled: &cancelled };
-    match crate::job::run_in_process(&job, &progress) {
+    let (outcome, took) = crate::job::run_timed(&job, &progress);
+    match outcome {
         Ok(output) => {
-            send(&WorkerEvent::Result { output });
+            send(&WorkerEvent::Result { output, plugin_seconds: took.map(|d| d.as_secs_f64()) });
             0
         }
         Err(f) => {

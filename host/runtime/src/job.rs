@@ -90,6 +90,24 @@ pub fn run_in_process(job: &Job, progress: &dyn Progress) -> Result<EvalOutput, 
         };
         return Ok(EvalOutput { details, ..Default::default() });
     }
-    let (_, mut task) = prepare(job)?;
-    Ok(task.evaluate(&job.request, progress)?)
+    run_timed(job, progress).0
+}
+
+/// [`run_in_process`], with the time spent in the plugin's own code (creating the task and
+/// evaluating), which the host's overhead is measured against; none for a probe or a job the
+/// host refused before the plugin ran.
+pub fn run_timed(job: &Job, progress: &dyn Progress) -> (Result<EvalOutput, JobFailure>, Option<Duration>) {
+    if job.probe {
+        return (run_in_process(job, progress), None);
+    }
+    let loaded = match plugins::load_pinned(&job.plugin, job.plugin_sha256.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return (Err(e.into()), None),
+    };
+    if let Err(m) = plugins::check_task(loaded.info(), &job.task.kind, job.task.device) {
+        return (Err(JobFailure::new(FailureKind::Unsupported, m)), None);
+    }
+    let start = std::time::Instant::now();
+    let out = loaded.plugin.create_task(&job.task).and_then(|mut task| task.evaluate(&job.request, progress));
+    (out.map_err(JobFailure::from), Some(start.elapsed()))
 }

@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod rounds;
 pub mod slots;
 pub mod status;
+pub mod vtrust;
 
 pub use journal::StoreJournal;
 
@@ -73,6 +74,9 @@ pub struct Settings {
 pub const CHAIN_KEY: &str = "chain";
 /// The store document with the address `/metrics` is served on.
 pub const METRICS_KEY: &str = "metrics-address";
+/// The store document with the newest vtrust prediction ([`vtrust::Prediction`] as JSON), or
+/// `{"netuid", "block", "reason"}` when there is none to make (no permit, not registered).
+pub const PREDICTION_KEY: &str = "predicted-vtrust";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -119,6 +123,8 @@ struct WeightsState {
     /// (round id, epoch) last handled.
     handled: Option<(i64, u64)>,
     failed_at: Option<Instant>,
+    /// (round id, epoch) whose weights' vtrust was last predicted.
+    predicted: Option<(i64, u64)>,
 }
 
 /// Runs the service until `--until-block` or a stop request.
@@ -357,6 +363,10 @@ async fn emit_weights(
     let report: serde_json::Value =
         serde_json::from_str(round.report.as_deref().unwrap_or("null")).context("the round's report")?;
     let u16s = rounds::report_weights(&report)?;
+    if state.predicted != Some((round.id, params.epoch_index)) {
+        state.predicted = Some((round.id, params.epoch_index));
+        predict_vtrust(s, store, metrics, chain.as_ref(), &params, &u16s).await;
+    }
     let mut journal = StoreJournal::new(store.as_ref(), s.config.netuid);
     match emitter(s, chain.as_mut(), &mut journal).emit(&u16s, s.version_key).await {
         Ok(outcome) => {
@@ -385,5 +395,65 @@ async fn emit_weights(
             state.failed_at = Some(Instant::now());
             Err(e.context(format!("setting the weights of the round at block {}", round.block)))
         }
+    }
+}
+
+/// The vtrust `u16s` are predicted to get ([`vtrust::predict`] on the chain's metagraph and
+/// weights): logged, stored under [`PREDICTION_KEY`] for `status`, and in the metrics. Once per
+/// round and epoch. It never fails: a prediction that cannot be made is a warning, and the
+/// weights are set all the same.
+async fn predict_vtrust(
+    s: &Settings,
+    store: &Sqlite,
+    metrics: &metrics::Metrics,
+    chain: &dyn Chain,
+    params: &arena_chain::SubnetParams,
+    u16s: &[(u16, u16)],
+) {
+    let doc = match prediction(s, chain, params, u16s).await {
+        Ok(Ok(p)) => {
+            tracing::info!("uid {}: {p}", p.uid);
+            metrics.predicted_vtrust.set(p.validator_trust);
+            metrics.consensus_distance.set(p.consensus_distance);
+            serde_json::to_value(&p)
+        }
+        Ok(Err(none)) => {
+            tracing::info!("predicted vtrust: none: {}", none["reason"].as_str().unwrap_or("?"));
+            Ok(none)
+        }
+        Err(e) => {
+            tracing::warn!("predicted vtrust: {e:#}; the weights are set without a prediction");
+            return;
+        }
+    };
+    let stored = match doc {
+        Ok(doc) => store.put(PREDICTION_KEY, &doc.to_string(), now_ms()).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = stored {
+        tracing::warn!("predicted vtrust: storing it: {e:#}");
+    }
+}
+
+/// The prediction, or the document saying why there is none.
+async fn prediction(
+    s: &Settings,
+    chain: &dyn Chain,
+    params: &arena_chain::SubnetParams,
+    u16s: &[(u16, u16)],
+) -> Result<std::result::Result<vtrust::Prediction, serde_json::Value>> {
+    let netuid = s.config.netuid;
+    let metagraph = rpc(s, "metagraph", chain.metagraph(netuid)).await?;
+    let rows = rpc(s, "weights", chain.weights(netuid)).await?;
+    let me = s.signer.ss58();
+    let none = |reason: String| serde_json::json!({"netuid": netuid, "block": metagraph.block, "reason": reason});
+    let Some(uid) = metagraph.neurons.iter().find(|n| n.hotkey == me).map(|n| n.uid) else {
+        return Ok(Err(none(format!("hotkey {me} is not registered on subnet {netuid}"))));
+    };
+    match vtrust::predict(&metagraph, &rows, params, uid, u16s, metagraph.block)? {
+        Some(p) => Ok(Ok(p)),
+        None => Ok(Err(none(format!(
+            "uid {uid} holds no validator permit: the next epoch does not read its weights"
+        )))),
     }
 }

@@ -1,6 +1,6 @@
 //! The validator's Prometheus metrics (`prometheus-client`), served at `/metrics` on the
 //! address `service.metrics` names (loopback by default). Read-only, and nothing secret is in
-//! it: blocks, jobs, evaluation times, weight-setting outcomes, store size.
+//! it: blocks, jobs, evaluation times, weight-setting outcomes, predicted vtrust, store size.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -43,6 +43,11 @@ pub struct Metrics {
     pub reconnects: Counter,
     /// Bytes of the store on disk.
     pub store_bytes: Gauge,
+    /// The validator trust the weights being set are predicted to get (0..1; [`crate::vtrust`]),
+    /// set with each prediction.
+    pub predicted_vtrust: Gauge<f64, AtomicU64>,
+    /// The share of those weights beyond consensus, which Yuma clips (0..1).
+    pub consensus_distance: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -57,6 +62,8 @@ impl Metrics {
             rounds: Family::default(),
             reconnects: Counter::default(),
             store_bytes: Gauge::default(),
+            predicted_vtrust: Gauge::default(),
+            consensus_distance: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("block", "The chain's block, as last read", m.block.clone());
@@ -75,6 +82,16 @@ impl Metrics {
         registry.register("rounds", "Rounds finished, by state", m.rounds.clone());
         registry.register("reconnects", "Chain connections made again", m.reconnects.clone());
         registry.register("store_bytes", "Bytes of the store on disk", m.store_bytes.clone());
+        registry.register(
+            "predicted_vtrust",
+            "Validator trust predicted for the weights being set",
+            m.predicted_vtrust.clone(),
+        );
+        registry.register(
+            "consensus_distance",
+            "Share of the weights being set beyond consensus (clipped by Yuma)",
+            m.consensus_distance.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 

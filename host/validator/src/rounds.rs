@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use arena_chain::{Chain, Metagraph};
 use arena_core::dryrun::State;
+use arena_core::evalset::{self, History};
 use arena_core::failure::{FailureKind, JobFailure};
 use arena_core::round::{self, Outcome, Plan, SubmissionEntry, SubmissionsFile};
 use arena_runtime::job::{Job, JobLimits};
@@ -25,6 +26,8 @@ use crate::{Settings, now_ms, rpc};
 
 /// The store document holding the EMA state.
 pub const EMA_KEY: &str = "ema-state";
+/// The store document holding what was evaluated (the eval set's memory).
+pub const HISTORY_KEY: &str = "eval-history";
 
 /// What a worker slot needs to run the round's jobs.
 pub struct RoundCtx {
@@ -35,6 +38,33 @@ pub struct RoundCtx {
     pub options: Options,
     /// Per run: its job key.
     pub keys: Vec<String>,
+    /// Where this process's time on the round went.
+    pub timing: Arc<Timing>,
+}
+
+/// A round's time in this process: since it was created or resumed, in its worker slots' jobs,
+/// and in the plugins' own code within them (the rest of a step is the host's overhead).
+#[derive(Debug)]
+pub struct Timing {
+    pub started: std::time::Instant,
+    pub jobs_us: std::sync::atomic::AtomicU64,
+    pub plugin_us: std::sync::atomic::AtomicU64,
+}
+
+impl Timing {
+    fn new() -> Arc<Self> {
+        Arc::new(Self { started: std::time::Instant::now(), jobs_us: 0.into(), plugin_us: 0.into() })
+    }
+
+    /// "scored in X s; jobs Y s; plugins Z s (host overhead H%)".
+    fn summary(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let step = self.started.elapsed().as_secs_f64();
+        let jobs = self.jobs_us.load(Relaxed) as f64 / 1e6;
+        let plugins = self.plugin_us.load(Relaxed) as f64 / 1e6;
+        let overhead = if step > 0.0 { 100.0 * (step - plugins) / step } else { 0.0 };
+        format!("step {step:.3} s, jobs {jobs:.3} s, plugins' own code {plugins:.3} s (host overhead {overhead:.1}%)")
+    }
 }
 
 /// A job's payload: which run of which round.
@@ -218,9 +248,11 @@ impl Rounds {
     }
 
     async fn create(&mut self, chain: &dyn Chain, metagraph: &Metagraph, block: u64) -> Result<()> {
+        // A step: from here (its submissions, downloads, plan) to its weights.
+        let timing = Timing::new();
         let s = &self.s;
         let rows = self.store.submissions().await?;
-        let file = submissions_at(&rows, metagraph, block)?;
+        let file = self.eval_set(submissions_at(&rows, metagraph, block)?, block).await?;
         let file_json = serde_json::to_string(&file)?;
         if let Err(e) = round::validate(&file, &s.competitions) {
             return self.skip(block, &file_json, format!("the submissions are invalid: {e}")).await;
@@ -269,8 +301,36 @@ impl Rounds {
             file.submissions.len()
         );
         let options = self.options();
-        self.shared.set_current(Some(Arc::new(RoundCtx { row, file, plan, prepared, options, keys })));
+        self.shared.set_current(Some(Arc::new(RoundCtx { row, file, plan, prepared, options, keys, timing })));
         Ok(())
+    }
+
+    /// The submissions the round at `block` evaluates: every one, or the eval set where a
+    /// competition sets `schedule.keep`.
+    async fn eval_set(&self, latest: SubmissionsFile, block: u64) -> Result<SubmissionsFile> {
+        if self.s.competitions.iter().all(|c| c.schedule.keep.is_none()) {
+            return Ok(latest);
+        }
+        let history = self.history().await?;
+        let rounds = self.store.rounds(64).await?;
+        let last = rounds.iter().find(|r| r.state == RoundState::Done && r.block < block);
+        let ranking = match last.and_then(|r| r.report.as_deref()) {
+            Some(t) => evalset::ranking_of(&serde_json::from_str(t).context("the last round's report")?),
+            None => BTreeMap::new(),
+        };
+        let file = evalset::select(&self.s.competitions, &latest, &ranking, &history);
+        let left = latest.submissions.len() - file.submissions.len();
+        if left > 0 {
+            tracing::info!("round at block {block}: {left} submission(s) not re-evaluated (schedule.keep)");
+        }
+        Ok(file)
+    }
+
+    async fn history(&self) -> Result<History> {
+        match self.store.get(HISTORY_KEY).await? {
+            Some(t) => serde_json::from_str(&t).context("the store's evaluation history"),
+            None => Ok(History::default()),
+        }
     }
 
     async fn skip(&self, block: u64, file_json: &str, reason: String) -> Result<()> {
@@ -292,6 +352,7 @@ impl Rounds {
     /// cannot be resumed (the competitions or plugins changed since it was planned). Errors
     /// that may pass (a download) are the outer error: the next loop tries again.
     async fn load(&self, row: RoundRow) -> Result<Result<RoundCtx, String>> {
+        let timing = Timing::new();
         let file: SubmissionsFile =
             serde_json::from_str(&row.submissions).context("the round's submissions")?;
         let hashes: BTreeMap<u64, String> =
@@ -308,7 +369,7 @@ impl Rounds {
             return Ok(Err("it was planned with other competitions or plugins than these".into()));
         }
         tracing::info!("round at block {}: resumed", row.block);
-        Ok(Ok(RoundCtx { row, file, plan, prepared, options: self.options(), keys }))
+        Ok(Ok(RoundCtx { row, file, plan, prepared, options: self.options(), keys, timing }))
     }
 
     /// Jobs whose lease expired with no attempt left fail with that reason.
@@ -348,6 +409,9 @@ impl Rounds {
             Some(t) => serde_json::from_str(&t).context("the store's EMA state")?,
             None => State::default(),
         };
+        let mut history = self.history().await?;
+        let plain: Vec<_> = outcomes.iter().map(|(o, _)| o.clone()).collect();
+        evalset::record(&mut history, &ctx.file, &ctx.plan, &plain);
         let comps = &self.s.competitions;
         let report = match round::collect(
             comps,
@@ -369,10 +433,10 @@ impl Rounds {
         };
         let report_json = serde_json::to_string(&report)?;
         let state_json = serde_json::to_string(&state)?;
-        let finished = self
-            .store
-            .finish_round(ctx.row.id, &report_json, &report.digest, &[(EMA_KEY, &state_json)], now_ms())
-            .await?;
+        let history_json = serde_json::to_string(&history)?;
+        let documents = [(EMA_KEY, state_json.as_str()), (HISTORY_KEY, history_json.as_str())];
+        let finished =
+            self.store.finish_round(ctx.row.id, &report_json, &report.digest, &documents, now_ms()).await?;
         if finished {
             self.shared.metrics.round("done");
             let pruned = self.store.prune(self.s.config.service.keep_rounds).await?;
@@ -387,10 +451,11 @@ impl Rounds {
                 .map(|w| format!("{}:{}", w.uid, w.u16))
                 .collect();
             tracing::info!(
-                "round at block {}: scored, digest {}, weights {}",
+                "round at block {}: scored, digest {}, weights {}; {}",
                 ctx.row.block,
                 report.digest,
-                if sent.is_empty() { "none".into() } else { sent.join(" ") }
+                if sent.is_empty() { "none".into() } else { sent.join(" ") },
+                ctx.timing.summary()
             );
         }
         Ok(true)

@@ -129,7 +129,12 @@ async fn run_claimed(
             let cancel = Arc::new(AtomicBool::new(false));
             let progress = SlotProgress { cancel: Arc::clone(&cancel) };
             let sup = Arc::clone(supervisor);
-            let mut handle = tokio::task::spawn_blocking(move || sup.run(&job, limits, &progress));
+            let plugin_time = Arc::clone(&ctx.timing);
+            let mut handle = tokio::task::spawn_blocking(move || {
+                let (outcome, plugin) = sup.run_timed(&job, limits, &progress);
+                ctx_timing(&plugin_time, plugin);
+                outcome
+            });
             let mut beat = tokio::time::interval(Duration::from_millis((lease.millis / 3).max(10)));
             beat.tick().await;
             let mut lost = false;
@@ -157,6 +162,7 @@ async fn run_claimed(
         }
     };
     shared.metrics.evaluation_seconds.observe(start.elapsed().as_secs_f64());
+    ctx.timing.jobs_us.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
     if lost {
         tracing::warn!(
             "slot {slot}: job {} lost its lease; its worker was stopped and its result dropped",
@@ -196,4 +202,10 @@ async fn run_claimed(
         tracing::warn!("slot {slot}: job {} was taken over before it completed; its result is dropped", c.id);
     }
     Ok(())
+}
+
+fn ctx_timing(t: &crate::rounds::Timing, plugin: Option<Duration>) {
+    if let Some(d) = plugin {
+        t.plugin_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
 }

@@ -23,6 +23,10 @@ pub struct Status {
     pub chain: Option<serde_json::Value>,
     /// Where its `/metrics` are served.
     pub metrics: Option<String>,
+    /// The vtrust predicted for the weights it last set (`crate::vtrust::Prediction`: `block`,
+    /// `uid`, `validator_trust`, `current_validator_trust`, `consensus_distance`, `clipped`),
+    /// or `{"netuid", "block", "reason"}` when there was none to make.
+    pub predicted_vtrust: Option<serde_json::Value>,
     pub store_bytes: u64,
 }
 
@@ -126,6 +130,7 @@ pub async fn status(store: &dyn Store, rounds: u32) -> Result<Status> {
         last_weights,
         chain: store.get(crate::CHAIN_KEY).await?.and_then(|t| serde_json::from_str(&t).ok()),
         metrics: store.get(crate::METRICS_KEY).await?,
+        predicted_vtrust: store.get(crate::PREDICTION_KEY).await?.and_then(|t| serde_json::from_str(&t).ok()),
         store_bytes: store.size_bytes().await?,
     })
 }

@@ -214,6 +214,29 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
             age.map(|a| format!("{a:.1}")).unwrap_or_else(|| "?".into())
         );
     }
+    if let Some(p) = &st.predicted_vtrust {
+        match (p["validator_trust"].as_f64(), p["current_validator_trust"].as_f64()) {
+            (Some(v), Some(now)) => {
+                let clipped: Vec<String> = p["clipped"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("uid {} +{:.4}", c[0], c[1].as_f64().unwrap_or(0.0)))
+                    .collect();
+                println!(
+                    "predicted vtrust: {v:.4} (now {now:.4}) at block {}, {:.1}% of its weight beyond consensus{}",
+                    p["block"],
+                    p["consensus_distance"].as_f64().unwrap_or(0.0) * 100.0,
+                    if clipped.is_empty() { String::new() } else { format!(" ({})", clipped.join(", ")) }
+                );
+            }
+            _ => println!(
+                "predicted vtrust: none at block {}: {}",
+                p["block"],
+                p["reason"].as_str().unwrap_or("?")
+            ),
+        }
+    }
     if let Some(m) = &st.metrics {
         println!("metrics: http://{m}/metrics");
     }

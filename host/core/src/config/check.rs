@@ -91,6 +91,14 @@ pub fn check_competition(file: &Parsed<Competition>) -> Vec<Diagnostic> {
         );
     }
 
+    if c.schedule.keep == Some(0) {
+        err(
+            "schedule.keep",
+            "keep = 0 would evaluate only new submissions and drop every leader".into(),
+            Some("keep the N best of the last round (SN37: 3, SN9: 5), or leave it out to evaluate every submission"),
+        );
+    }
+
     if let Some(Err(e)) = c.limits.timeout.map(crate::units::seconds) {
         err("limits.timeout", e, None);
     }

@@ -96,6 +96,13 @@ pub struct Schedule {
     pub from_block: u64,
     /// Exclusive end (a sunset). Absent: no end.
     pub until_block: Option<u64>,
+    /// Which submissions a validator's round evaluates (taoverse's eval set): with `keep = N`,
+    /// the N best of its previous scored round, the submissions it has not evaluated yet (new or
+    /// changed commitments), and once more a submission whose runs failed for infrastructure
+    /// reasons (never one that failed for its own); the others are not run and keep their weight
+    /// only through the EMA (SN37 3, SN9 5). Absent: every submission in every round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
 }
 
 impl Schedule {
