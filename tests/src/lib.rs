@@ -1,6 +1,9 @@
 //! Helpers for the end-to-end tests: build (once per test process) and locate the `arena`
 //! binary, the workspace's plugin libraries, and the crates that live outside the workspace
-//! (the third-party example and the foreign-ABI fixture), then run `arena`.
+//! (the third-party example and the foreign-ABI fixture), then run `arena`. `hub`: a loopback
+//! Hugging Face hub.
+
+pub mod hub;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -156,6 +156,47 @@ fn a_round_runs_every_submission_and_a_crash_fails_only_its_own() {
     assert_ne!(other["seeds"][0]["seed"], v["seeds"][0]["seed"]);
 }
 
+/// Hub submissions are downloaded from `HF_ENDPOINT` (here a loopback hub) into
+/// `HF_HUB_CACHE`; a repository the hub does not have is bad input that names the submission
+/// and the hub's status.
+#[test]
+fn hub_submissions_are_downloaded_from_hf_endpoint() {
+    use arena_e2e::hub::{HubRepo, TestHub};
+    let w = tempfile::tempdir().unwrap();
+    let d = w.path();
+    let comp = chaos_competition(d, "");
+    let model = HubRepo::new("miner/sum", &[("behaviour.json", br#"{"kind": "sum"}"#)]);
+    let server = TestHub::start(vec![model.clone()]);
+    let cache = d.join("hub");
+    let run = |second: &str| {
+        let subs = write_json(
+            &d.join("subs.json"),
+            &json!({"block": 1005, "submissions": [
+                {"uid": 1, "hotkey": "a", "block": 10, "competition": "chaos",
+                 "repo": "miner/sum", "revision": model.commit},
+                {"uid": 2, "hotkey": "b", "block": 20, "competition": "chaos", "repo": second, "revision": "main"},
+            ]}),
+        );
+        let mut c = arena_cmd(&["round", comp.to_str().unwrap(), "--submissions", &subs]);
+        c.args(["--block-hash", "0x01", "--json", "--plugin-dir", &plugin_dir()])
+            .env("HF_ENDPOINT", server.endpoint())
+            .env("HF_HUB_CACHE", &cache)
+            .env_remove("HF_HUB_OFFLINE");
+        c.output().unwrap()
+    };
+    let out = run("miner/sum");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let raw = stdout_json(&out)["raw"]["submissions"].clone();
+    assert!(raw[0]["tasks"]["total"].as_f64().is_some_and(|t| t > 0.0), "{raw}");
+    assert_eq!(raw[0]["tasks"], raw[1]["tasks"], "{raw}");
+    assert!(cache.join("models--miner--sum/snapshots").join(&model.commit).join("behaviour.json").is_file());
+    let out = run("miner/gone");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    for says in ["submissions[1].repo", "miner/gone@main", "HTTP 404"] {
+        assert!(text(&out).contains(says), "{says}: {}", text(&out));
+    }
+}
+
 #[test]
 fn bad_input_is_refused_with_its_file_and_field_and_writes_nothing() {
     let w = tempfile::tempdir().unwrap();

@@ -203,7 +203,16 @@ fn the_validator_predicts_its_vtrust_before_setting_weights_and_status_shows_it(
     let config = w.dir.join("val.toml");
     let config = config.to_str().unwrap();
     let run = w
-        .cmd(&["validator", "run", "--config", config, "--chain", w.chain(), "--until-block", &until.to_string()])
+        .cmd(&[
+            "validator",
+            "run",
+            "--config",
+            config,
+            "--chain",
+            w.chain(),
+            "--until-block",
+            &until.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -180,12 +180,14 @@ mod tests {
             competition_id = 1
             name = "C"
             emission_share = 1.0
+            data = { seed = { kind = "fixed", value = 1 } }
+            score = { direction = "higher" }
+            ranking = { policy = { kind = "winner_take_all" } }
             [[tasks]]
             name = "t"
             plugin = "p"
             kind = "k"
-            [ranking.policy]
-            kind = "winner_take_all"
+            direction = "higher"
         "#;
         let mut c: Competition = toml::from_str(text).unwrap();
         c.schedule.keep = keep;
@@ -241,8 +243,8 @@ mod tests {
             runs: (0..3).flat_map(|s| [Run { spec: 0, submission: s }, Run { spec: 1, submission: s }]).collect(),
             skipped: vec![],
         };
-        let ok = || Ok(arena_plugin_api::EvalOutput::default());
-        let fail = |k| Err(JobFailure::new(k, "x"));
+        let ok = || -> Outcome { Ok(arena_plugin_api::EvalOutput::default()) };
+        let fail = |k: FailureKind| -> Outcome { Err(JobFailure::new(k, "x")) };
         let outcomes = vec![ok(), fail(FailureKind::Crashed), fail(FailureKind::InvalidSubmission), ok(), ok(), ok()];
         let mut h = History::default();
         record(&mut h, &file, &plan, &outcomes);

@@ -6,16 +6,18 @@
 //! A dataset is named by a path, or by `hf://datasets/OWNER/NAME[@REVISION][/PATH]`, where PATH
 //! is a file or a folder of the repository. Hub files are looked up in the local hub cache
 //! (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`, laid out as
-//! huggingface_hub lays it out); a missing file is downloaded with hf-hub unless
-//! `HF_HUB_OFFLINE=1`. `nltk:PATH` names a file of NLTK's data (`nltk.download` puts it there;
-//! looked up along NLTK's path: `$NLTK_DATA`, `~/nltk_data`, `/usr/share/nltk_data`, …), read as
-//! plain text, one `{"text": line}` row per line (SN37's word list is `nltk:corpora/words/en-basic`).
+//! huggingface_hub lays it out); a missing file is downloaded ([`crate::fetch`], from
+//! `HF_ENDPOINT`) unless `HF_HUB_OFFLINE=1`. `nltk:PATH` names a file of NLTK's data
+//! (`nltk.download` puts it there; looked up along NLTK's path: `$NLTK_DATA`, `~/nltk_data`,
+//! `/usr/share/nltk_data`, …), read as plain text, one `{"text": line}` row per line (SN37's word
+//! list is `nltk:corpora/words/en-basic`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::fetch::Hub;
 use crate::pyrandom::PyRandom;
 
 /// File extensions read as data.
@@ -69,18 +71,19 @@ impl DatasetSource {
 
 /// The hub cache directory huggingface_hub uses.
 pub fn hub_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("HF_HUB_CACHE") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("HF_HOME") {
-        return PathBuf::from(d).join("hub");
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/huggingface/hub")
+    cache_dir_from(|k| std::env::var_os(k))
 }
 
-fn offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
+/// [`hub_cache_dir`] in the environment `get`: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+/// `~/.cache/huggingface/hub`.
+pub(crate) fn cache_dir_from(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    if let Some(d) = get("HF_HUB_CACHE") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = get("HF_HOME") {
+        return PathBuf::from(d).join("hub");
+    }
+    get("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/huggingface/hub")
 }
 
 /// Data files under `dir`, recursively, sorted by path.
@@ -152,27 +155,19 @@ pub fn resolve(source: &DatasetSource, cache: &Path) -> anyhow::Result<Vec<PathB
                 .extension()
                 .and_then(|x| x.to_str())
                 .is_some_and(|x| DATA_EXTENSIONS.contains(&x));
-            if offline() || !is_file {
+            let hub = Hub { cache: cache.to_path_buf(), ..Hub::from_env() };
+            if hub.offline || !is_file {
                 bail!(
                     "hf://datasets/{repo}@{revision}/{path} is not in the hub cache {}{}",
                     cache.display(),
-                    if offline() {
+                    if hub.offline {
                         " and HF_HUB_OFFLINE is set"
                     } else {
                         " (only single data files are downloaded)"
                     }
                 );
             }
-            let api = hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(cache.to_path_buf()))
-                .with_progress(false)
-                .build()
-                .context("hub client")?;
-            let repo_ref =
-                hf_hub::Repo::with_revision(repo.clone(), hf_hub::RepoType::Dataset, revision.clone());
-            let file = api
-                .repo(repo_ref)
-                .get(path)
-                .with_context(|| format!("downloading hf://datasets/{repo}@{revision}/{path}"))?;
+            let file = hub.fetch_dataset_file(repo, revision, path)?;
             Ok(vec![file])
         }
     }
@@ -181,7 +176,7 @@ pub fn resolve(source: &DatasetSource, cache: &Path) -> anyhow::Result<Vec<PathB
 /// The snapshot folder of `repo` at `revision` in the hub cache, if the cache has it:
 /// `{kind}--OWNER--NAME/snapshots/COMMIT`, the commit being `revision` itself (40 hex digits) or
 /// what `refs/REVISION` names. `kind`: `models` or `datasets`.
-fn cached_snapshot(cache: &Path, kind: &str, repo: &str, revision: &str) -> Option<PathBuf> {
+pub fn cached_snapshot(cache: &Path, kind: &str, repo: &str, revision: &str) -> Option<PathBuf> {
     let folder = cache.join(format!("{kind}--{}", repo.replace('/', "--")));
     let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
         revision.to_string()
@@ -190,29 +185,6 @@ fn cached_snapshot(cache: &Path, kind: &str, repo: &str, revision: &str) -> Opti
     };
     let dir = folder.join("snapshots").join(commit);
     dir.is_dir().then_some(dir)
-}
-
-/// A model repository at a revision, as a local directory: its snapshot in the hub cache, or,
-/// when online (no `HF_HUB_OFFLINE`), every file of the revision downloaded into the cache with
-/// hf-hub first.
-pub fn hub_model(repo: &str, revision: &str, cache: &Path) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = cached_snapshot(cache, "models", repo, revision) {
-        return Ok(dir);
-    }
-    if offline() {
-        bail!("{repo}@{revision} is not in the hub cache {} and HF_HUB_OFFLINE is set", cache.display());
-    }
-    let api = hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(cache.to_path_buf()))
-        .with_progress(false)
-        .build()
-        .context("hub client")?;
-    let r = api.repo(hf_hub::Repo::with_revision(repo.into(), hf_hub::RepoType::Model, revision.into()));
-    let info = r.info().with_context(|| format!("{repo}@{revision}: reading the repository from the hub"))?;
-    for f in &info.siblings {
-        r.get(&f.rfilename).with_context(|| format!("downloading {repo}@{revision}/{}", f.rfilename))?;
-    }
-    cached_snapshot(cache, "models", repo, &info.sha)
-        .with_context(|| format!("{repo}@{revision}: the download left no snapshot {}", info.sha))
 }
 
 /// The rows of one data file: JSON lines, a JSON array, text (one row `{"text": line}` per

@@ -5,6 +5,7 @@
 pub mod cancel;
 pub mod checker;
 pub mod datasets;
+pub mod fetch;
 pub mod files;
 pub mod inputs;
 pub mod isolate;

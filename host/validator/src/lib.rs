@@ -446,7 +446,8 @@ async fn prediction(
     let metagraph = rpc(s, "metagraph", chain.metagraph(netuid)).await?;
     let rows = rpc(s, "weights", chain.weights(netuid)).await?;
     let me = s.signer.ss58();
-    let none = |reason: String| serde_json::json!({"netuid": netuid, "block": metagraph.block, "reason": reason});
+    let none =
+        |reason: String| serde_json::json!({"netuid": netuid, "block": metagraph.block, "reason": reason});
     let Some(uid) = metagraph.neurons.iter().find(|n| n.hotkey == me).map(|n| n.uid) else {
         return Ok(Err(none(format!("hotkey {me} is not registered on subnet {netuid}"))));
     };

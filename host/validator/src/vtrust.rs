@@ -116,10 +116,7 @@ pub fn predict(
         stake: neurons.iter().map(|x| x.stake).collect(),
         tao_stake: vec![],
         tao_weight: 0,
-        last_update: neurons
-            .iter()
-            .map(|x| if x.uid == me { my_update } else { x.last_update })
-            .collect(),
+        last_update: neurons.iter().map(|x| if x.uid == me { my_update } else { x.last_update }).collect(),
         block_at_registration: neurons.iter().map(|x| x.block_at_registration).collect(),
         validator_permit: neurons.iter().map(|x| x.validator_permit).collect(),
         owner_uid: None,
@@ -223,11 +220,7 @@ mod tests {
     /// uid 0 gives uid 3 three quarters and uid 4 one quarter (65535 : 21845); uid 1 splits
     /// evenly; uid 2 (the validator under test) currently puts everything on uid 4.
     fn chain_weights() -> WeightRows {
-        vec![
-            (0, vec![(3, 65535), (4, 21845)]),
-            (1, vec![(3, 65535), (4, 65535)]),
-            (2, vec![(4, 65535)]),
-        ]
+        vec![(0, vec![(3, 65535), (4, 21845)]), (1, vec![(3, 65535), (4, 65535)]), (2, vec![(4, 65535)])]
     }
 
     fn params() -> SubnetParams {

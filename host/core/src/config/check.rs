@@ -745,6 +745,9 @@ pub fn check_validator(
             Ok(_) => {}
         }
     }
+    if v.cache.max_bytes.is_some_and(|b| b.0 == 0) {
+        err(ERROR, "cache.max_bytes", "max_bytes is 0: no model could be downloaded".into(), None);
+    }
     if service.lease.is_finite() && service.lease < 0.1 {
         err(
             ERROR,

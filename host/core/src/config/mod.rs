@@ -460,6 +460,19 @@ pub struct ValidatorConfig {
     /// The validator service's cadences and limits.
     #[serde(default)]
     pub service: Service,
+    /// The hub cache the validator downloads miners' models into.
+    #[serde(default)]
+    pub cache: Cache,
+}
+
+/// The validator's hub cache (`$HF_HUB_CACHE`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cache {
+    /// A cap on the bytes of the models in the cache: before a download, the least recently used
+    /// snapshots that no running job uses are removed to make room. Absent: no cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<ByteSize>,
 }
 
 /// How `arena validator run` paces itself. Durations are in seconds; the defaults are the

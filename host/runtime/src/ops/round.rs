@@ -2,20 +2,22 @@
 //!
 //! [`prepare`] resolves everything before any run starts, so bad input fails the round before
 //! it has cost anything: each submission's files (a local path, or a hub model in the hub cache,
-//! downloaded when online), each run's plugin library, each dataset's seeded draw, and the
-//! competitions' model constraints. [`execute`] then runs every run in an isolated worker (or in
-//! this process), `jobs` at a time; a run that crashes, hangs or runs out of memory fails alone.
+//! downloaded when online, within its competition's `max_bytes`), each run's plugin library,
+//! each dataset's seeded draw, and the competitions' model constraints. [`execute`] then runs
+//! every run in an isolated worker (or in this process), `jobs` at a time; a run that crashes,
+//! hangs or runs out of memory fails alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use arena_plugin_api::{Device, EvalRequest, Limits, Progress, Sample, Submission, TaskSpec};
 
-use crate::datasets::{self, Sampling};
+use crate::datasets::Sampling;
+use crate::fetch::{FetchError, FetchErrorKind, Hub, InUse};
 use crate::isolate::Supervisor;
 use crate::job::{FailureKind, Job, JobFailure, JobLimits, run_in_process};
 use crate::{cancel, inputs, model, plugins};
@@ -98,6 +100,18 @@ fn commitment_violation(
     commitment::verify(format, &c, &s.hotkey, hash.as_deref()).err().map(|e| format!("commitment: {e:#}"))
 }
 
+/// The hub models, `(repo, revision)`, a submissions file names: what a round that runs keeps
+/// in the hub cache (a [`Hub::in_use`] set).
+pub fn hub_models(file: &SubmissionsFile) -> BTreeSet<(String, String)> {
+    file.submissions
+        .iter()
+        .filter_map(|s| match s.source() {
+            Ok(Source::Hub { repo, revision }) => Some((repo, revision)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Resolves the round's submissions (paths relative to `base`), plugins, samples and
 /// constraint checks. Errors name the submission or task they are about.
 pub fn prepare(
@@ -112,7 +126,8 @@ pub fn prepare(
 
 /// [`prepare`]; with `per_submission`, a submission whose files cannot be had fails that
 /// submission (its runs fail as an invalid submission, with the reason) instead of the round:
-/// a validator must not let one miner's missing repository stop everyone's round.
+/// a validator must not let one miner's missing repository stop everyone's round. A download
+/// that failed for reasons that may pass (the hub's, the disk's) still fails the round.
 pub fn prepare_with(
     comps: &[Competition],
     file: &SubmissionsFile,
@@ -121,31 +136,65 @@ pub fn prepare_with(
     plugin_dirs: &[PathBuf],
     per_submission: bool,
 ) -> anyhow::Result<Prepared> {
-    let cache = datasets::hub_cache_dir();
+    prepare_with_hub(comps, file, base, plan, plugin_dirs, per_submission, &Hub::from_env())
+}
+
+/// [`prepare_with`], hub models fetched by `hub` (its disk cap, the models it keeps). The
+/// models this round fetches are kept too while it fetches the others.
+pub fn prepare_with_hub(
+    comps: &[Competition],
+    file: &SubmissionsFile,
+    base: &Path,
+    plan: &Plan,
+    plugin_dirs: &[PathBuf],
+    per_submission: bool,
+    hub: &Hub,
+) -> anyhow::Result<Prepared> {
+    let fetched: Arc<Mutex<BTreeSet<(String, String)>>> = Arc::default();
+    let hub = {
+        let (outer, fetched) = (Arc::clone(&hub.in_use), Arc::clone(&fetched));
+        let in_use: InUse = Arc::new(move || {
+            let mut set = outer();
+            set.extend(fetched.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned());
+            set
+        });
+        Hub { in_use, ..hub.clone() }
+    };
+    let fetch = |repo: &str, revision: &str, max_bytes: Option<u64>| -> anyhow::Result<PathBuf> {
+        let dir = hub.fetch_model(repo, revision, max_bytes)?;
+        let commit = dir.file_name().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+        fetched.lock().unwrap_or_else(|e| e.into_inner()).insert((repo.to_string(), commit));
+        Ok(dir)
+    };
     // Competitions that force a tokenizer (SN9: the competition's, whatever the model ships).
     let mut tokenizers = BTreeMap::new();
     for comp in comps.iter().filter(|c| plan.runs.iter().any(|r| plan.specs[r.spec].competition == c.id)) {
         if let Some(id) = &comp.constraints.tokenizer {
             let (repo, rev) = id.split_once('@').unwrap_or((id.as_str(), "main"));
-            let dir = datasets::hub_model(repo, rev, &cache)
+            let dir = fetch(repo, rev, None)
                 .with_context(|| format!("competition `{}`: constraints.tokenizer", comp.id))?;
             tokenizers.insert(comp.id.as_str(), dir);
         }
     }
     let overlays = if tokenizers.is_empty() { None } else { Some(tempfile::tempdir()?) };
-    let evaluated: std::collections::BTreeSet<usize> = plan.runs.iter().map(|r| r.submission).collect();
+    let evaluated: BTreeSet<usize> = plan.runs.iter().map(|r| r.submission).collect();
+    // A download that may pass is no reason to fail the miner.
+    let passing = |e: &anyhow::Error| {
+        e.downcast_ref::<FetchError>().is_some_and(|f| f.kind == FetchErrorKind::Transient)
+    };
     let mut submissions = Vec::new();
     let mut refused = Vec::new();
     let mut unavailable = Vec::new();
     for (i, s) in file.submissions.iter().enumerate() {
         let source = s.source().map_err(|e| anyhow::anyhow!("submissions[{i}]: {e}"))?;
         let id = format!("{}/uid{}", s.competition, s.uid);
+        let comp = comps.iter().find(|c| c.id == s.competition).expect("validated submissions");
         let resolved = (|| {
             let path = match &source {
                 Source::Path(p) if p.is_relative() => base.join(p),
                 Source::Path(p) => p.clone(),
                 Source::Hub { repo, revision } if evaluated.contains(&i) => {
-                    datasets::hub_model(repo, revision, &cache)
+                    fetch(repo, revision, comp.constraints.max_bytes.map(|b| b.0))
                         .with_context(|| format!("submissions[{i}].repo (uid {})", s.uid))?
                 }
                 // Not evaluated this round: its files are not needed.
@@ -160,7 +209,7 @@ pub fn prepare_with(
         })();
         let sub = match resolved {
             Ok(sub) => sub,
-            Err(e) if per_submission => {
+            Err(e) if per_submission && !passing(&e) => {
                 unavailable.push(Some(format!("{e:#}")));
                 refused.push(None);
                 let metadata = s.metadata.clone().unwrap_or_default();
@@ -170,7 +219,6 @@ pub fn prepare_with(
             Err(e) => return Err(e),
         };
         unavailable.push(None);
-        let comp = comps.iter().find(|c| c.id == s.competition).expect("validated submissions");
         let why = evaluated.contains(&i).then(|| {
             let mut v = model::submission_violations(&sub.path, &sub.metadata, &comp.constraints);
             v.extend(commitment_violation(comp, s, &sub.path));
