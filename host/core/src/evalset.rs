@@ -98,7 +98,9 @@ pub fn select(
                 // Not evaluated yet, or changed since.
                 None => true,
                 Some(seen) if seen.key != entry_key(s) => true,
-                Some(seen) => seen.evaluation == Evaluation::Infrastructure || kept.contains(s.hotkey.as_str()),
+                Some(seen) => {
+                    seen.evaluation == Evaluation::Infrastructure || kept.contains(s.hotkey.as_str())
+                }
             }
         })
         .cloned()
@@ -128,11 +130,11 @@ pub fn record(history: &mut History, file: &SubmissionsFile, plan: &Plan, outcom
     }
 }
 
-/// The previous round's ranking per competition, from its stored report (`scores.competitions[]
-/// .submissions[]` with `uid`, `hotkey`, `weight`, `win_rate`).
+/// The previous round's ranking per competition, from its stored report (ROUND.json:
+/// `competitions[].submissions[]` with `uid`, `hotkey`, `weight`, `win_rate`).
 pub fn ranking_of(report: &serde_json::Value) -> BTreeMap<String, Vec<Ranked>> {
     let mut out = BTreeMap::new();
-    let comps = report.pointer("/scores/competitions").and_then(|v| v.as_array());
+    let comps = report.get("competitions").and_then(|v| v.as_array());
     for c in comps.into_iter().flatten() {
         let Some(id) = c.get("id").and_then(|v| v.as_str()) else { continue };
         let rows = c.get("submissions").and_then(|v| v.as_array()).into_iter().flatten();
@@ -218,7 +220,12 @@ mod tests {
         // Evaluated before: 0 (the leader), 1, 2 (changed since: block 5), 3 (infrastructure
         // failure), 4 (retried already). 5 is new.
         let seen = history.competitions.entry("c".into()).or_default();
-        for (u, e) in [(0, Evaluation::Done), (1, Evaluation::Done), (3, Evaluation::Infrastructure), (4, Evaluation::Retried)] {
+        for (u, e) in [
+            (0, Evaluation::Done),
+            (1, Evaluation::Done),
+            (3, Evaluation::Infrastructure),
+            (4, Evaluation::Retried),
+        ] {
             seen.insert(format!("h{u}"), Seen { key: entry_key(&entry(u, 10)), evaluation: e });
         }
         seen.insert("h2".into(), Seen { key: entry_key(&entry(2, 5)), evaluation: Evaluation::Done });
@@ -234,22 +241,32 @@ mod tests {
 
     #[test]
     fn record_marks_infrastructure_failures_once_then_as_retried_and_miner_failures_as_done() {
-        let file = SubmissionsFile { block: Some(1), registered: None, submissions: vec![entry(0, 1), entry(1, 1), entry(2, 1)] };
+        let file = SubmissionsFile {
+            block: Some(1),
+            registered: None,
+            submissions: vec![entry(0, 1), entry(1, 1), entry(2, 1)],
+        };
         // Two runs per submission; the second of 0 crashed, 1's model was refused, 2 scored.
         let plan = Plan {
             block: 1,
             seeds: vec![],
             specs: vec![],
-            runs: (0..3).flat_map(|s| [Run { spec: 0, submission: s }, Run { spec: 1, submission: s }]).collect(),
+            runs: (0..3)
+                .flat_map(|s| [Run { spec: 0, submission: s }, Run { spec: 1, submission: s }])
+                .collect(),
             skipped: vec![],
         };
         let ok = || -> Outcome { Ok(arena_plugin_api::EvalOutput::default()) };
         let fail = |k: FailureKind| -> Outcome { Err(JobFailure::new(k, "x")) };
-        let outcomes = vec![ok(), fail(FailureKind::Crashed), fail(FailureKind::InvalidSubmission), ok(), ok(), ok()];
+        let outcomes =
+            vec![ok(), fail(FailureKind::Crashed), fail(FailureKind::InvalidSubmission), ok(), ok(), ok()];
         let mut h = History::default();
         record(&mut h, &file, &plan, &outcomes);
         let ev = |h: &History, u: u16| h.competitions["c"][&format!("h{u}")].evaluation;
-        assert_eq!([ev(&h, 0), ev(&h, 1), ev(&h, 2)], [Evaluation::Infrastructure, Evaluation::Done, Evaluation::Done]);
+        assert_eq!(
+            [ev(&h, 0), ev(&h, 1), ev(&h, 2)],
+            [Evaluation::Infrastructure, Evaluation::Done, Evaluation::Done]
+        );
         record(&mut h, &file, &plan, &outcomes);
         assert_eq!(ev(&h, 0), Evaluation::Retried);
         // A changed submission starts again.
@@ -261,9 +278,10 @@ mod tests {
 
     #[test]
     fn ranking_is_read_from_a_stored_report() {
-        let report = serde_json::json!({"scores": {"competitions": [{"id": "c", "submissions": [
-            {"uid": 3, "hotkey": "h3", "weight": 0.5, "win_rate": 0.25, "total": 1.0}
-        ]}]}});
+        // As `RoundReport` writes it: the scores flattened into the report.
+        let report = serde_json::json!({"digest": "d", "competitions": [{"id": "c", "submissions": [
+            {"uid": 3, "hotkey": "h3", "status": "scored", "weight": 0.5, "win_rate": 0.25, "total": 1.0}
+        ]}]});
         assert_eq!(ranking_of(&report)["c"], [ranked(3, 0.5, 0.25)]);
     }
 }

@@ -37,14 +37,21 @@ pub const CANCEL_GRACE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum WorkerEvent {
-    Progress { done: u64, total: u64, message: String },
+    Progress {
+        done: u64,
+        total: u64,
+        message: String,
+    },
     Result {
         output: EvalOutput,
         /// Seconds in the plugin's own code (creating the task and evaluating).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         plugin_seconds: Option<f64>,
     },
-    Error { kind: FailureKind, message: String },
+    Error {
+        kind: FailureKind,
+        message: String,
+    },
 }
 
 /// A line the host writes to the worker after the job.

@@ -15,6 +15,7 @@ use arena_core::dryrun::State;
 use arena_core::evalset::{self, History};
 use arena_core::failure::{FailureKind, JobFailure};
 use arena_core::round::{self, Outcome, Plan, SubmissionEntry, SubmissionsFile};
+use arena_runtime::fetch;
 use arena_runtime::job::{Job, JobLimits};
 use arena_runtime::ops::round::{self as ops, Options, Prepared};
 use arena_store::{NewResult, NewRun, RoundRow, RoundState, Sqlite, Store};
@@ -63,7 +64,9 @@ impl Timing {
         let jobs = self.jobs_us.load(Relaxed) as f64 / 1e6;
         let plugins = self.plugin_us.load(Relaxed) as f64 / 1e6;
         let overhead = if step > 0.0 { 100.0 * (step - plugins) / step } else { 0.0 };
-        format!("step {step:.3} s, jobs {jobs:.3} s, plugins' own code {plugins:.3} s (host overhead {overhead:.1}%)")
+        format!(
+            "step {step:.3} s, jobs {jobs:.3} s, plugins' own code {plugins:.3} s (host overhead {overhead:.1}%)"
+        )
     }
 }
 
@@ -301,7 +304,15 @@ impl Rounds {
             file.submissions.len()
         );
         let options = self.options();
-        self.shared.set_current(Some(Arc::new(RoundCtx { row, file, plan, prepared, options, keys, timing })));
+        self.shared.set_current(Some(Arc::new(RoundCtx {
+            row,
+            file,
+            plan,
+            prepared,
+            options,
+            keys,
+            timing,
+        })));
         Ok(())
     }
 
@@ -341,8 +352,15 @@ impl Rounds {
 
     async fn prepare(&self, file: &SubmissionsFile, plan: &Plan) -> Result<Prepared> {
         let (s, file, plan) = (Arc::clone(&self.s), file.clone(), plan.clone());
+        // The disk cap never evicts a model of the running round (a resumed one, say).
+        let shared = Arc::clone(&self.shared);
+        let in_use: fetch::InUse =
+            Arc::new(move || shared.current().map(|c| ops::hub_models(&c.file)).unwrap_or_default());
+        let hub =
+            fetch::Hub { max_bytes: s.config.cache.max_bytes.map(|b| b.0), in_use, ..fetch::Hub::from_env() };
         tokio::task::spawn_blocking(move || {
-            ops::prepare_with(&s.competitions, &file, std::path::Path::new("."), &plan, &s.plugin_dirs, true)
+            let base = std::path::Path::new(".");
+            ops::prepare_with_hub(&s.competitions, &file, base, &plan, &s.plugin_dirs, true, &hub)
         })
         .await
         .context("preparing the round")?

@@ -95,7 +95,9 @@ pub fn check_competition(file: &Parsed<Competition>) -> Vec<Diagnostic> {
         err(
             "schedule.keep",
             "keep = 0 would evaluate only new submissions and drop every leader".into(),
-            Some("keep the N best of the last round (SN37: 3, SN9: 5), or leave it out to evaluate every submission"),
+            Some(
+                "keep the N best of the last round (SN37: 3, SN9: 5), or leave it out to evaluate every submission",
+            ),
         );
     }
 
