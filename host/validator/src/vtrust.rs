@@ -144,7 +144,8 @@ pub fn predict(
     let mut clipped: Vec<(u16, f64)> = if total > 0.0 {
         kept.iter()
             .map(|&(j, v)| (j, v / total - predicted.uids[j as usize].consensus))
-            .filter(|(_, excess)| *excess > 0.0)
+            // Above the fixed-point noise of the consensus (I32F32): clipped in earnest.
+            .filter(|(_, excess)| *excess > 1e-6)
             .collect()
     } else {
         Vec::new()
