@@ -184,7 +184,11 @@ pub async fn run(settings: Settings) -> Result<Exit> {
                 }
             }
         }
-        pause(secs(service.poll)).await;
+        // The next poll, or sooner when a job's result is in (a round may be complete).
+        tokio::select! {
+            _ = pause(secs(service.poll)) => {}
+            _ = shared.result_in.notified() => {}
+        }
     };
     shared.stop();
     for w in workers {

@@ -26,11 +26,20 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     current: RwLock<Option<Arc<RoundCtx>>>,
     stopping: AtomicBool,
+    /// A job's result was committed: the main loop looks at once whether its round is complete,
+    /// instead of at its next poll.
+    pub result_in: tokio::sync::Notify,
 }
 
 impl Shared {
     pub fn new(store: Arc<Sqlite>, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
-        Arc::new(Self { store, metrics, current: RwLock::new(None), stopping: AtomicBool::new(false) })
+        Arc::new(Self {
+            store,
+            metrics,
+            current: RwLock::new(None),
+            stopping: AtomicBool::new(false),
+            result_in: tokio::sync::Notify::new(),
+        })
     }
 
     /// The round whose jobs the slots run.
@@ -201,6 +210,7 @@ async fn run_claimed(
     if !store.complete(c.id, c.token, &result, now_ms()).await? {
         tracing::warn!("slot {slot}: job {} was taken over before it completed; its result is dropped", c.id);
     }
+    shared.result_in.notify_one();
     Ok(())
 }
 
