@@ -150,7 +150,8 @@ pub fn predict(
     } else {
         Vec::new()
     };
-    let consensus_distance = clipped.iter().map(|(_, e)| e).sum::<f64>().min(1.0);
+    // A fold from +0.0: an empty sum of f64 is -0.0, which would print as "-0.0%".
+    let consensus_distance = clipped.iter().fold(0.0, |a, (_, e)| a + e).min(1.0);
     clipped.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     clipped.truncate(CLIPPED_SHOWN);
 

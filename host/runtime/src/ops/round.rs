@@ -31,7 +31,7 @@ pub struct Prepared {
     /// Per submission: why the competition's constraints refuse it.
     pub refused: Vec<Option<String>>,
     /// Per submission: why its files could not be had (a repository missing or private, a
-    /// revision that does not exist), when [`prepare_with`] fails submissions, not the round,
+    /// revision that does not exist), when [`prepare_with_hub`] fails submissions, not the round,
     /// for it.
     pub unavailable: Vec<Option<String>>,
     /// Per spec of the plan.
@@ -121,26 +121,15 @@ pub fn prepare(
     plan: &Plan,
     plugin_dirs: &[PathBuf],
 ) -> anyhow::Result<Prepared> {
-    prepare_with(comps, file, base, plan, plugin_dirs, false)
+    prepare_with_hub(comps, file, base, plan, plugin_dirs, false, &Hub::from_env())
 }
 
-/// [`prepare`]; with `per_submission`, a submission whose files cannot be had fails that
-/// submission (its runs fail as an invalid submission, with the reason) instead of the round:
-/// a validator must not let one miner's missing repository stop everyone's round. A download
-/// that failed for reasons that may pass (the hub's, the disk's) still fails the round.
-pub fn prepare_with(
-    comps: &[Competition],
-    file: &SubmissionsFile,
-    base: &Path,
-    plan: &Plan,
-    plugin_dirs: &[PathBuf],
-    per_submission: bool,
-) -> anyhow::Result<Prepared> {
-    prepare_with_hub(comps, file, base, plan, plugin_dirs, per_submission, &Hub::from_env())
-}
-
-/// [`prepare_with`], hub models fetched by `hub` (its disk cap, the models it keeps). The
-/// models this round fetches are kept too while it fetches the others.
+/// [`prepare`] with hub models fetched by `hub` (its disk cap, the models it keeps; the models
+/// this round fetches are kept too while it fetches the others). With `per_submission`, a
+/// submission whose files cannot be had for the miner's reasons fails that submission (its runs
+/// fail as an invalid submission, with the reason) instead of the round: a validator must not
+/// let one miner's missing repository stop everyone's round. A download that failed for reasons
+/// that may pass (the hub's, the disk's) still fails the round.
 pub fn prepare_with_hub(
     comps: &[Competition],
     file: &SubmissionsFile,
