@@ -57,7 +57,14 @@ impl Timing {
         Arc::new(Self { started: std::time::Instant::now(), jobs_us: 0.into(), plugin_us: 0.into() })
     }
 
-    /// "scored in X s; jobs Y s; plugins Z s (host overhead H%)".
+    /// Adds a job's time in the plugin's own code, when its worker said.
+    pub fn add_plugin(&self, took: Option<std::time::Duration>) {
+        if let Some(d) = took {
+            self.plugin_us.fetch_add(d.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// "step S s, jobs J s, plugins' own code P s (host overhead H%)".
     fn summary(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         let step = self.started.elapsed().as_secs_f64();

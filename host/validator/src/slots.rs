@@ -141,7 +141,7 @@ async fn run_claimed(
             let plugin_time = Arc::clone(&ctx.timing);
             let mut handle = tokio::task::spawn_blocking(move || {
                 let (outcome, plugin) = sup.run_timed(&job, limits, &progress);
-                ctx_timing(&plugin_time, plugin);
+                plugin_time.add_plugin(plugin);
                 outcome
             });
             let mut beat = tokio::time::interval(Duration::from_millis((lease.millis / 3).max(10)));
@@ -212,10 +212,4 @@ async fn run_claimed(
     }
     shared.result_in.notify_one();
     Ok(())
-}
-
-fn ctx_timing(t: &crate::rounds::Timing, plugin: Option<Duration>) {
-    if let Some(d) = plugin {
-        t.plugin_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-    }
 }
