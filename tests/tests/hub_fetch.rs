@@ -312,42 +312,6 @@ fn the_disk_cap_evicts_the_least_recently_used_model_no_job_uses() {
     assert!(a.exists() && b.exists());
 }
 
-/// A chaos competition (`total`: the sum of `x` over 3 drawn rows) in `dir`.
-fn chaos_competition(dir: &Path) -> Vec<arena_core::config::Competition> {
-    let rows: String = (1..=10).map(|x| format!("{{\"x\": {x}}}\n")).collect();
-    std::fs::write(dir.join("rows.jsonl"), rows).unwrap();
-    let toml = format!(
-        r#"id = "chaos"
-competition_id = 0
-netuid = 1
-name = "Chaos"
-emission_share = 1.0
-
-[data]
-seed = {{ kind = "sync_block_hash", cadence = 10 }}
-samples = 3
-
-[[tasks]]
-name = "total"
-plugin = "chaos"
-kind = "by-submission"
-dataset = "{}"
-direction = "higher"
-
-[score]
-direction = "higher"
-aggregate = {{ kind = "formula", expr = "total" }}
-
-[ranking]
-policy = {{ kind = "softmax", temperature = 0.5 }}
-"#,
-        dir.join("rows.jsonl").display()
-    );
-    std::fs::write(dir.join("chaos.toml"), toml).unwrap();
-    arena_runtime::checker::load_competitions(&[dir.join("chaos.toml")])
-        .unwrap_or_else(|o| panic!("{:?}", o.diagnostics))
-}
-
 /// The validator's preparation (`prepare_with_hub`, per submission): a repository the miner got
 /// wrong fails that submission alone; one the hub fails (or a disk cap the round's own models
 /// fill) fails the round, to be tried again, and blames no miner.
@@ -357,7 +321,8 @@ fn a_validator_round_blames_the_miner_only_for_the_miners_faults() {
     let server =
         TestHub::start(vec![sum("miner/a"), sum("miner/b"), sum("miner/down").fault(Fault::Status(503))]);
     let dir = tempfile::tempdir().unwrap();
-    let comps = chaos_competition(dir.path());
+    let comps = arena_runtime::checker::load_competitions(&[arena_e2e::chaos_competition(dir.path(), "")])
+        .unwrap_or_else(|o| panic!("{:?}", o.diagnostics));
     let plugins = [arena_e2e::chaos_plugin().parent().unwrap().to_path_buf()];
     let prepare = |hub: &Hub, repos: &[&str]| {
         let subs: Vec<serde_json::Value> = repos

@@ -8,58 +8,6 @@ use std::process::Command;
 use arena_e2e::*;
 use serde_json::{Value, json};
 
-/// A competition on the chaos plugin: `total` is the sum of `x` over a seeded draw of 3 of the
-/// 10 rows, `drawn` reads the same run's `n` metric;
-/// the total is `total` alone.
-fn chaos_competition(dir: &Path, extra: &str) -> PathBuf {
-    let rows: String = (1..=10).map(|x| format!("{{\"x\": {x}}}\n")).collect();
-    std::fs::write(dir.join("rows.jsonl"), rows).unwrap();
-    let toml = format!(
-        r#"id = "chaos"
-competition_id = 0
-netuid = 1
-name = "Chaos"
-emission_share = 1.0
-
-[data]
-seed = {{ kind = "sync_block_hash", cadence = 10 }}
-samples = 3
-
-[limits]
-timeout = 20
-memory = "2GiB"
-
-[[tasks]]
-name = "total"
-plugin = "chaos"
-kind = "by-submission"
-dataset = "{rows}"
-direction = "higher"
-
-[[tasks]]
-name = "drawn"
-plugin = "chaos"
-kind = "by-submission"
-dataset = "{rows}"
-metric = "n"
-direction = "higher"
-{extra}
-[score]
-direction = "higher"
-aggregate = {{ kind = "formula", expr = "total" }}
-
-[ranking]
-policy = {{ kind = "softmax", temperature = 0.5 }}
-lone_win_rate = 1.0
-exclude_zero = true
-"#,
-        rows = dir.join("rows.jsonl").display()
-    );
-    let path = dir.join("chaos.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
-}
-
 fn behaviour(dir: &Path, name: &str, b: Value) -> PathBuf {
     let d = dir.join(name);
     std::fs::create_dir_all(&d).unwrap();

@@ -359,12 +359,10 @@ impl Rounds {
 
     async fn prepare(&self, file: &SubmissionsFile, plan: &Plan) -> Result<Prepared> {
         let (s, file, plan) = (Arc::clone(&self.s), file.clone(), plan.clone());
-        // The disk cap never evicts a model of the running round (a resumed one, say).
-        let shared = Arc::clone(&self.shared);
-        let in_use: fetch::InUse =
-            Arc::new(move || shared.current().map(|c| ops::hub_models(&c.file)).unwrap_or_default());
-        let hub =
-            fetch::Hub { max_bytes: s.config.cache.max_bytes.map(|b| b.0), in_use, ..fetch::Hub::from_env() };
+        // Under the disk cap, the round's own models (fetched or found in the cache) are never
+        // evicted for its others; rounds run one at a time, so those are all the models any job
+        // uses.
+        let hub = fetch::Hub { max_bytes: s.config.cache.max_bytes.map(|b| b.0), ..fetch::Hub::from_env() };
         tokio::task::spawn_blocking(move || {
             let base = std::path::Path::new(".");
             ops::prepare_with_hub(&s.competitions, &file, base, &plan, &s.plugin_dirs, true, &hub)

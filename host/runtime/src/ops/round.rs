@@ -100,18 +100,6 @@ fn commitment_violation(
     commitment::verify(format, &c, &s.hotkey, hash.as_deref()).err().map(|e| format!("commitment: {e:#}"))
 }
 
-/// The hub models, `(repo, revision)`, a submissions file names: what a round that runs keeps
-/// in the hub cache (a [`Hub::in_use`] set).
-pub fn hub_models(file: &SubmissionsFile) -> BTreeSet<(String, String)> {
-    file.submissions
-        .iter()
-        .filter_map(|s| match s.source() {
-            Ok(Source::Hub { repo, revision }) => Some((repo, revision)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Resolves the round's submissions (paths relative to `base`), plugins, samples and
 /// constraint checks. Errors name the submission or task they are about.
 pub fn prepare(
