@@ -420,6 +420,25 @@ fn a_round_whose_dataset_cannot_be_read_is_skipped_with_the_reason_never_scored_
     assert_eq!(chain_weights(&w, 0), vec![(4, 65535)]);
 }
 
+#[test]
+fn a_validator_started_long_after_its_until_block_still_runs_the_rounds_before_it() {
+    // Hash seeds every 2 blocks: a round every 2 blocks, 8 of them caught up at most.
+    let w = world(&["val"], r#"{ kind = "sync_block_hash", cadence = 2 }"#, 0.0);
+    let first = w.block() + 4;
+    wait_ok(spawn(w.validator("val", first)), "the first run", Duration::from_secs(120));
+    // Far more than 8 round blocks pass after the second run's --until-block before it starts:
+    // the rounds it may catch up are the newest up to that block, not the newest of the chain.
+    let until = first + 6;
+    while w.block() < until + 40 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = wait_ok(spawn(w.validator("val", until)), "the second run", Duration::from_secs(120));
+    assert!(log.contains("every round to --until-block is scored"), "{log}");
+    let st = w.status("val");
+    let newest = st["rounds"][0]["block"].as_u64().unwrap();
+    assert!(newest > first && newest <= until, "{st:#}");
+}
+
 /// Deterministic pauses in [lo, hi) seconds (SplitMix64 from a fixed seed).
 fn pauses(n: usize, lo: f64, hi: f64) -> Vec<Duration> {
     let mut x: u64 = 20_261_202;

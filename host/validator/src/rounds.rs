@@ -169,6 +169,10 @@ impl Rounds {
     /// The round blocks due at `block` after the newest round in the store (all of them up to
     /// `catch_up`; the first round of an empty store is the current one).
     async fn due(&self, block: u64) -> Result<Vec<u64>> {
+        // With `--until-block`, rounds past it are never due: the catch-up limit then keeps the
+        // newest rounds up to it (were they counted, the ones kept could all lie past it, and
+        // the rounds before it would never run).
+        let block = self.s.until_block.map_or(block, |u| block.min(u));
         let service = &self.s.config.service;
         let newest = self.store.rounds(1).await?.first().map(|r| r.block);
         let Some(last) = newest else {
