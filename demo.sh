@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The arena demo: installs what it needs, builds, and runs three competitions with `arena round`,
+# The arena demo: installs what it needs, builds, and runs four competitions with `arena round`,
 # each from its file alone:
 # - an SN94-style replay competition (competitions/demo.toml) on a local task repository: three
 #   miners' patches, each applied to a clean clone and benchmarked in a bubblewrap sandbox in an
@@ -7,6 +7,8 @@
 # - a language-model competition (competitions/demo-llm.toml), in the same round: four tiny
 #   models the project trains (arena-tiny-lm), checked against the competition's constraints,
 #   then evaluated by the perplexity plugin (packed text loss, reference loss, multiple choice);
+# - an SN11-style roleplay competition (competitions/demo-roleplay.toml): four tiny chat models
+#   scored by the roleplay plugin with Dippy's V-A rules, a tiny local model as judge and user;
 # - an SN34-style detector competition (competitions/demo-detector.toml) on the embedded chain,
 #   in the real order: four miners publish tiny detectors (arena-tiny-detect) and commit them,
 #   the round reads the commitments, the validator sets the report's weights, an epoch runs
@@ -42,7 +44,8 @@ echo "== plugins"
 "$arena" plugins list
 echo
 echo "== the competitions: arena check --strict (warnings are errors, the plugins' schemas included)"
-"$arena" check --strict competitions/demo.toml competitions/demo-llm.toml competitions/demo-detector.toml
+"$arena" check --strict competitions/demo.toml competitions/demo-llm.toml competitions/demo-detector.toml \
+  competitions/demo-roleplay.toml
 echo
 echo "== language models: arena-tiny-lm trains four tiny models (llama and qwen2 layouts)"
 "$bin/arena-tiny-lm" --out "$work/llm"
@@ -69,6 +72,23 @@ echo "== round: arena round competitions/demo.toml competitions/demo-llm.toml --
 echo "   (replay: the hostile patch edits bench.sh, outside allowed_patch_paths, and is refused before it runs)"
 "$arena" round competitions/demo.toml competitions/demo-llm.toml --submissions "$work/submissions.json" \
   --state "$work/state.json" --out "$work/round.json" --jobs 2
+echo
+echo "== roleplay (SN11's V-A scoring): arena-tiny-roleplay writes character cards and conversations in"
+echo "   Dippy's format, four tiny chat models trained on them to different degrees, and a tiny judge"
+"$bin/arena-tiny-roleplay" --out "$work/roleplay"
+# SN11 miners commit a chat template with their model (namespace:name:chat_template:hotkey:...).
+cat > "$work/submissions-roleplay.json" <<EOF
+{"block": 1000, "submissions": [
+  {"uid": 1, "hotkey": "rp-untrained", "block": 100, "competition": "demo-roleplay", "path": "roleplay/models/rp-untrained", "metadata": {"chat_template": "chatml"}},
+  {"uid": 2, "hotkey": "rp-llama-30",  "block": 200, "competition": "demo-roleplay", "path": "roleplay/models/rp-llama-30",  "metadata": {"chat_template": "chatml"}},
+  {"uid": 3, "hotkey": "rp-llama-300", "block": 300, "competition": "demo-roleplay", "path": "roleplay/models/rp-llama-300", "metadata": {"chat_template": "chatml"}},
+  {"uid": 4, "hotkey": "rp-qwen2-120", "block": 400, "competition": "demo-roleplay", "path": "roleplay/models/rp-qwen2-120", "metadata": {"chat_template": "qwen2dot5"}}
+]}
+EOF
+echo "== round: arena round competitions/demo-roleplay.toml --submissions $work/submissions-roleplay.json"
+echo "   (eval score and creativity, vibe, latency, and coherence: conversations with the tiny judge as the user, then judged)"
+"$arena" round competitions/demo-roleplay.toml --submissions "$work/submissions-roleplay.json" \
+  --out "$work/round-roleplay.json" --jobs 2
 echo
 echo "== detectors on the embedded chain (a local subnet state; no node needed)"
 echo "   arena-tiny-detect generates a real-vs-synthetic image benchmark and trains four tiny detectors"

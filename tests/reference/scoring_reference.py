@@ -9,6 +9,8 @@ rounds through arena's competition files (competitions/*.toml) and compares ever
 
     python3 tests/reference/scoring_reference.py            # rewrite the golden file
     python3 tests/reference/scoring_reference.py --check    # fail if the file is out of date
+    python3 tests/reference/scoring_reference.py --round ROUND.json --competition roleplay \
+        --registered N                                       # one arena round's weights
 
 Standard library only.
 """
@@ -516,11 +518,33 @@ def bench(path, repeat):
     print(json.dumps(out))
 
 
+def score_report(path, comp, registered):
+    """Prints {uid: weight} (the reference's float weights) for one competition of an arena round
+    report, from its raw task scores and commit blocks alone."""
+    with open(path) as f:
+        report = json.load(f)
+    raw = report["raw"]
+    subs = [
+        {"uid": s["uid"], "block": s["block"], "tasks": s["tasks"]}
+        for s in raw["submissions"]
+        if s.get("competition", comp) == comp
+    ]
+    rows, _, weights = score_round(comp, subs, raw["block"], {}, registered=registered or len(subs))
+    out = {str(u): {"total": r["total"], "win_rate": r.get("win_rate"), "weight": weights.get(u, 0.0)}
+           for u, r in rows.items()}
+    print(json.dumps(encode(out), indent=1, allow_nan=False))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the golden file differs")
     parser.add_argument("--bench", type=int, metavar="REPEAT", help="time scoring the golden rounds")
+    parser.add_argument("--round", metavar="ROUND_JSON", help="score the raw scores of an `arena round --json` report")
+    parser.add_argument("--competition", help="with --round: the competition (a key of RULES)")
+    parser.add_argument("--registered", type=int, help="with --round: registered uids (SN11 win rates count them)")
     args = parser.parse_args()
+    if args.round:
+        return score_report(args.round, args.competition, args.registered)
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(here, "..", "golden", "scoring.json")
     if args.bench:

@@ -3,6 +3,7 @@
 //! (the third-party example and the foreign-ABI fixture), then run `arena`. `hub`: a loopback
 //! Hugging Face hub.
 
+pub mod chat;
 pub mod hub;
 
 use std::collections::HashMap;
@@ -263,6 +264,15 @@ pub fn git_commit_all(dir: &Path) {
 
 pub fn perplexity_plugin() -> PathBuf {
     workspace_plugin("arena-perplexity", "arena_perplexity")
+}
+
+pub fn roleplay_plugin() -> PathBuf {
+    workspace_plugin("arena-roleplay", "arena_roleplay")
+}
+
+/// The roleplay plugin's tiny-world writer.
+pub fn tiny_roleplay_bin() -> PathBuf {
+    workspace_artifact("arena-roleplay", "arena-tiny-roleplay")
 }
 
 pub fn detector_plugin() -> PathBuf {

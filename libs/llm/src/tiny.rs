@@ -339,13 +339,29 @@ pub struct MadeModel {
 }
 
 /// Writes a complete model directory: config.json, model.safetensors, tokenizer.json,
-/// tokenizer_config.json (with the ChatML chat template).
+/// tokenizer_config.json (with the ChatML chat template). Trained in windows of 64 tokens, 8 per
+/// step.
 pub fn make_model(
     dir: &Path,
     spec: &TinySpec,
     tokenizer: &Tokenizer,
     train_docs: &[String],
     steps: usize,
+    seed: u64,
+) -> Result<MadeModel, LlmError> {
+    make_model_with(dir, spec, tokenizer, train_docs, steps, 64, 8, seed)
+}
+
+/// [`make_model`] with the training window and batch chosen.
+#[allow(clippy::too_many_arguments)]
+pub fn make_model_with(
+    dir: &Path,
+    spec: &TinySpec,
+    tokenizer: &Tokenizer,
+    train_docs: &[String],
+    steps: usize,
+    window: usize,
+    batch: usize,
     seed: u64,
 ) -> Result<MadeModel, LlmError> {
     let io = |e: std::io::Error| LlmError::Input(format!("{}: {e}", dir.display()));
@@ -356,7 +372,7 @@ pub fn make_model(
     let eos = tokenizer.token_to_id(EOS).ok_or_else(|| LlmError::Tokenizer("no </s> token".into()))?;
     let docs: Vec<Vec<u32>> =
         train_docs.iter().map(|d| crate::encode(tokenizer, d, false)).collect::<Result<_, _>>()?;
-    let losses = train(&cfg, &vars, &docs, eos, steps, 64, 8, 3e-3)?;
+    let losses = train(&cfg, &vars, &docs, eos, steps, window, batch, 3e-3)?;
     vars.save(dir.join("model.safetensors"))?;
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
     std::fs::write(dir.join("config.json"), pretty(&config)).map_err(io)?;

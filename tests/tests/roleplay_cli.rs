@@ -1,0 +1,113 @@
+//! The roleplay plugin through `arena round`: SN11's V-A competition file (competitions/roleplay.toml)
+//! on the tiny world (arena-tiny-roleplay's records and models), with a scripted judge and user
+//! simulator on loopback in place of OpenRouter, scored as the independent Python reference
+//! scores the same raw numbers.
+
+use std::process::Command;
+
+use arena_e2e::chat::{ok, serve};
+use arena_e2e::{arena_cmd, repo_root, roleplay_plugin, stdout_json, text, tiny_roleplay_bin};
+use serde_json::{Value, json};
+
+#[test]
+fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
+    let d = tempfile::tempdir().unwrap();
+    let world = d.path().join("world");
+    let out = Command::new(tiny_roleplay_bin()).args(["--out", world.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The judge says "coherent" to everything; the simulator always asks for more.
+    let server = serve(|body, _| {
+        let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
+        if prompt.contains("You are a human having a conversation") { ok("Tell me more.") } else { ok("1") }
+    });
+
+    let data = |f: &str| world.join("data").join(f).display().to_string();
+    let mut comp = std::fs::read_to_string(repo_root().join("competitions/roleplay.toml")).unwrap();
+    for (from, to) in [
+        ("DippyAI/dippy_synthetic_dataset_v1", data("eval.jsonl")),
+        ("DippyAI/personahub_augmented_v0", data("personahub.jsonl")),
+        ("https://openrouter.ai/api/v1", server.url.clone()),
+        ("OPENROUTER_API_KEY", "ARENA_TEST_ROLEPLAY_KEY".into()),
+        ("samples = 4096", "samples = 12".into()),
+        ("samples = 128", "samples = 12".into()),
+        ("samples = 256", "samples = 4".into()),
+        ("max_new_tokens = 1024", "max_new_tokens = 12".into()),
+        // The tiny models are f32 and about 1 MB.
+        ("min_bytes = \"10MiB\"", "min_bytes = \"1KiB\"".into()),
+        ("dtype = \"bfloat16\"", "dtype = \"float32\"".into()),
+    ] {
+        assert!(comp.contains(from), "{from}");
+        comp = comp.replace(from, &to);
+    }
+    let comp_path = d.path().join("roleplay.toml");
+    std::fs::write(&comp_path, comp).unwrap();
+
+    let models = world.join("models");
+    let sub = |uid: u64, name: &str, template: &str| {
+        json!({"uid": uid, "hotkey": name, "block": 100 * uid, "competition": "roleplay",
+               "path": models.join(name), "metadata": {"chat_template": template}})
+    };
+    let subs = json!({"block": 1000, "submissions": [
+        sub(1, "rp-untrained", "chatml"),
+        sub(2, "rp-llama-30", "chatml"),
+        sub(3, "rp-llama-300", "chatml"),
+        sub(4, "rp-qwen2-120", "qwen2dot5"),
+    ]});
+    let subs_path = d.path().join("subs.json");
+    std::fs::write(&subs_path, subs.to_string()).unwrap();
+
+    let mut c = arena_cmd(&[
+        "round",
+        comp_path.to_str().unwrap(),
+        "--submissions",
+        subs_path.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--json",
+    ]);
+    c.args(["--plugin-dir", roleplay_plugin().parent().unwrap().to_str().unwrap()]);
+    c.env("ARENA_TEST_ROLEPLAY_KEY", "sk-test-roleplay");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("sk-test-roleplay"), "the key leaked");
+    let v = stdout_json(&out);
+    let raw = v["raw"]["submissions"].as_array().unwrap();
+    let task = |uid: u64, t: &str| {
+        raw.iter().find(|s| s["uid"] == uid).unwrap()["tasks"][t].as_f64().unwrap_or_else(|| panic!("{uid} {t}: {v}"))
+    };
+    // More training, more probability on the reference replies.
+    assert!(task(1, "quality") < task(2, "quality"), "{v}");
+    assert!(task(2, "quality") < task(3, "quality"), "{v}");
+    for uid in 1..=4 {
+        assert_eq!(task(uid, "coherence"), 1.0);
+        for t in ["quality", "creativity", "vibe"] {
+            assert!((0.0..=1.0).contains(&task(uid, t)), "{uid} {t}");
+        }
+        assert!(task(uid, "latency") > 0.0);
+    }
+    // The scripted judge saw every conversation, and the key as a bearer token.
+    let seen = server.seen.lock().unwrap();
+    assert!(seen.iter().all(|s| s.authorization.as_deref() == Some("Bearer sk-test-roleplay")));
+    assert_eq!(seen.iter().filter(|s| s.body.to_string().contains("text coherence analyzer")).count(), 16);
+    drop(seen);
+
+    // The weights are what the Python reference computes from the same raw scores.
+    let report = d.path().join("round.json");
+    std::fs::write(&report, v.to_string()).unwrap();
+    let py = Command::new("python3")
+        .arg(repo_root().join("tests/reference/scoring_reference.py"))
+        .args(["--round", report.to_str().unwrap(), "--competition", "roleplay", "--registered", "4"])
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", text(&py));
+    let want: Value = serde_json::from_slice(&py.stdout).unwrap();
+    let board = &v["leaderboards"][0]["rows"];
+    for uid in 1..=4u64 {
+        let row = board.as_array().unwrap().iter().find(|r| r["uid"] == uid).unwrap();
+        let w = &want[uid.to_string()];
+        let close = |a: &Value, b: &Value| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 1e-12;
+        assert!(close(&row["total"], &w["total"]), "uid {uid}: {row} vs {w}");
+        assert!(close(&row["weight"], &w["weight"]), "uid {uid}: {row} vs {w}");
+    }
+}
