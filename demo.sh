@@ -78,7 +78,7 @@ echo "   Dippy's format, four tiny chat models trained on them to different degr
 "$bin/arena-tiny-roleplay" --out "$work/roleplay"
 # SN11 miners commit a chat template with their model (namespace:name:chat_template:hotkey:...).
 cat > "$work/submissions-roleplay.json" <<EOF
-{"block": 1000, "submissions": [
+{"block": 1000, "registered": 4, "submissions": [
   {"uid": 1, "hotkey": "rp-untrained", "block": 100, "competition": "demo-roleplay", "path": "roleplay/models/rp-untrained", "metadata": {"chat_template": "chatml"}},
   {"uid": 2, "hotkey": "rp-llama-30",  "block": 200, "competition": "demo-roleplay", "path": "roleplay/models/rp-llama-30",  "metadata": {"chat_template": "chatml"}},
   {"uid": 3, "hotkey": "rp-llama-300", "block": 300, "competition": "demo-roleplay", "path": "roleplay/models/rp-llama-300", "metadata": {"chat_template": "chatml"}},

@@ -18,11 +18,9 @@ fn check_accepts_the_reference_competitions_and_rejects_with_file_line_field() {
     let plugin_dir = replay_plugin().parent().unwrap().to_str().unwrap().to_string();
     arena_e2e::perplexity_plugin();
     arena_e2e::detector_plugin();
+    arena_e2e::roleplay_plugin();
     let mut args = vec!["check", "--plugin-dir", &plugin_dir];
-    let files: Vec<String> = competitions()
-        .into_iter()
-        .filter(|f| !NOT_YET_RUNNABLE.iter().any(|n| f.ends_with(&format!("/{n}.toml"))))
-        .collect();
+    let files: Vec<String> = competitions();
     args.extend(files.iter().map(String::as_str));
     let out = arena(&args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -228,33 +226,22 @@ fn schema_describes_both_file_kinds() {
     assert!(validator["properties"]["funding"].is_object(), "{validator}");
 }
 
-/// Competitions whose tasks need what no plugin has yet (the roleplay plugin). They must fail
-/// `check --strict` until then, so a fix cannot go unnoticed: take the file off this list.
-const NOT_YET_RUNNABLE: [&str; 1] = ["roleplay"];
-
 #[test]
 fn every_runnable_reference_competition_passes_check_strict_against_the_built_plugins() {
     let plugin_dir = replay_plugin().parent().unwrap().to_path_buf();
     // The plugins the competitions name, all built into that directory.
     arena_e2e::perplexity_plugin();
     arena_e2e::detector_plugin();
+    arena_e2e::roleplay_plugin();
     let mut runnable = 0;
     for file in competitions() {
         let stem = std::path::Path::new(&file).file_stem().unwrap().to_str().unwrap().to_string();
         let out =
             arena(&["check", "--strict", "--json", "--plugin-dir", plugin_dir.to_str().unwrap(), &file]);
         let report = stdout_json(&out);
-        if NOT_YET_RUNNABLE.contains(&stem.as_str()) {
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "{stem} passes --strict now: move it off NOT_YET_RUNNABLE"
-            );
-        } else {
-            assert_eq!(out.status.code(), Some(0), "{stem}: {report:#}");
-            assert_eq!(report["errors"], 0, "{stem}: {report:#}");
-            runnable += 1;
-        }
+        assert_eq!(out.status.code(), Some(0), "{stem}: {report:#}");
+        assert_eq!(report["errors"], 0, "{stem}: {report:#}");
+        runnable += 1;
     }
-    assert!(runnable >= 8, "{runnable} runnable competitions");
+    assert!(runnable >= 11, "{runnable} runnable competitions");
 }

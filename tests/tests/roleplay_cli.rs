@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
     let d = tempfile::tempdir().unwrap();
     let world = d.path().join("world");
-    let out = Command::new(tiny_roleplay_bin()).args(["--out", world.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(tiny_roleplay_bin()).args(["--out", world.to_str().unwrap(), "--judge-steps", "0"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
 
     // The judge says "coherent" to everything; the simulator always asks for more.
@@ -33,7 +33,8 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
         ("samples = 128", "samples = 12".into()),
         ("samples = 256", "samples = 4".into()),
         ("max_new_tokens = 1024", "max_new_tokens = 12".into()),
-        // The tiny models are f32 and about 1 MB.
+        // The tiny models are f32, about 1 MB, with 512 positions.
+        ("sequence_length = 4096              # MAX_SEQ_LEN", "sequence_length = 512".into()),
         ("min_bytes = \"10MiB\"", "min_bytes = \"1KiB\"".into()),
         ("dtype = \"bfloat16\"", "dtype = \"float32\"".into()),
     ] {
@@ -48,7 +49,7 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
         json!({"uid": uid, "hotkey": name, "block": 100 * uid, "competition": "roleplay",
                "path": models.join(name), "metadata": {"chat_template": template}})
     };
-    let subs = json!({"block": 1000, "submissions": [
+    let subs = json!({"block": 1000, "registered": 4, "submissions": [
         sub(1, "rp-untrained", "chatml"),
         sub(2, "rp-llama-30", "chatml"),
         sub(3, "rp-llama-300", "chatml"),
@@ -64,6 +65,8 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
         subs_path.to_str().unwrap(),
         "--jobs",
         "2",
+        "--block-hash",
+        "0x0b",
         "--json",
     ]);
     c.args(["--plugin-dir", roleplay_plugin().parent().unwrap().to_str().unwrap()]);
@@ -102,7 +105,7 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
         .unwrap();
     assert!(py.status.success(), "{}", text(&py));
     let want: Value = serde_json::from_slice(&py.stdout).unwrap();
-    let board = &v["leaderboards"][0]["rows"];
+    let board = &v["competitions"][0]["submissions"];
     for uid in 1..=4u64 {
         let row = board.as_array().unwrap().iter().find(|r| r["uid"] == uid).unwrap();
         let w = &want[uid.to_string()];

@@ -174,6 +174,7 @@ pub(crate) fn run(
             "template": lm.template_name(),
             "order": chosen,
             "turns": turns,
+            "examples": conversations.iter().take(2).map(|c| data::stringify(c)).collect::<Vec<_>>(),
             "errors": outcomes.iter().filter_map(|o| match o { Outcome::Error(e) => Some(e.clone()), _ => None }).take(20).collect::<Vec<_>>(),
         }),
     })

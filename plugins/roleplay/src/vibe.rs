@@ -47,6 +47,7 @@ pub fn budgets(lengths: &[usize], batch: usize, leeway: f64, max_new: usize) -> 
 pub struct Generated {
     pub scores: Vec<f64>,
     pub ids: Vec<Vec<u32>>,
+    pub texts: Vec<String>,
     pub generated_chars: Vec<usize>,
     pub reference_chars: Vec<usize>,
     pub budgets: Vec<usize>,
@@ -65,6 +66,7 @@ pub fn generate_scores(
     let mut scores = Vec::with_capacity(drawn.len());
     let mut generated = Vec::with_capacity(drawn.len());
     let mut ids = Vec::with_capacity(drawn.len());
+    let mut texts = Vec::with_capacity(drawn.len());
     for (k, (ctx, _)) in drawn.iter().enumerate() {
         if progress.is_cancelled() {
             return Err(PluginError::cancelled());
@@ -79,11 +81,12 @@ pub fn generate_scores(
         }
         let (new_ids, text) = lm.generate(&prompt, budget[k], None, &[], 0)?;
         ids.push(new_ids);
+        texts.push(text.clone());
         scores.push(length_score(py_len(&text), lengths[k], p.length_diff_penalty_steepness));
         generated.push(py_len(&text));
         progress.report(k as u64 + 1, drawn.len() as u64, "generating replies");
     }
-    Ok(Generated { scores, ids, generated_chars: generated, reference_chars: lengths, budgets: budget })
+    Ok(Generated { scores, ids, texts, generated_chars: generated, reference_chars: lengths, budgets: budget })
 }
 
 pub(crate) fn run(
@@ -119,6 +122,7 @@ pub(crate) fn run(
         drawn.iter().zip(&references).map(|((_, c, _), r)| (c.clone(), r.clone())).collect();
     let g = generate_scores(p, lm, &pairs, progress)?;
     let (scores, generated, lengths, budget) = (g.scores, g.generated_chars, g.reference_chars, g.budgets);
+    let examples: Vec<String> = g.texts.iter().take(3).map(|t| crate::coherence::clip(t)).collect();
     let vibe = scores.iter().sum::<f64>() / scores.len() as f64;
     Ok(EvalOutput {
         raw_score: vibe,
@@ -134,6 +138,7 @@ pub(crate) fn run(
             "order": drawn.iter().map(|d| d.0).collect::<Vec<_>>(),
             "budgets": budget,
             "generated_chars": generated,
+            "examples": examples,
         }),
     })
 }

@@ -6,7 +6,8 @@
 //! Produces `data/train.jsonl` (the records the models learn), `data/eval.jsonl` (held-out
 //! records in Dippy's format), `data/personahub.jsonl` (opening turns for coherence), and
 //! `models/<name>/` in Hugging Face layout: a llama model untrained, trained 30 and 300 steps,
-//! and a qwen2 model trained 120 steps.
+//! and a qwen2 model trained 120 steps; and `models/rp-judge/`, a tiny judge and user simulator
+//! trained on the reference's coherence and simulator prompts (`--judge-steps 0`: none).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ struct Args {
     /// Seed of the records, the tokenizers' training data and every model's initialisation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Training steps of the tiny judge (`models/rp-judge`); 0 writes no judge.
+    #[arg(long, default_value_t = tiny::JUDGE_STEPS)]
+    judge_steps: usize,
 }
 
 fn write_jsonl(path: &std::path::Path, rows: &[serde_json::Value]) -> std::io::Result<()> {
@@ -43,7 +47,7 @@ fn main() -> anyhow::Result<()> {
     write_jsonl(&data.join("eval.jsonl"), &tiny::records(args.seed.wrapping_add(1), 48))?;
     write_jsonl(&data.join("personahub.jsonl"), &tiny::records(args.seed.wrapping_add(2), 16))?;
     let started = Instant::now();
-    let made = tiny::make_models(&args.out.join("models"), &train, args.seed.wrapping_add(3))?;
+    let made = tiny::make_models(&args.out.join("models"), &train, args.judge_steps, args.seed.wrapping_add(3))?;
     println!("{:<14} {:>6} {:>16}", "model", "steps", "final train loss");
     for m in made {
         let loss = m.final_train_loss.map_or("-".to_string(), |l| format!("{l:.4}"));
