@@ -23,7 +23,12 @@ pub fn ok(content: &str) -> Reply {
 }
 
 pub fn status(code: u16) -> Reply {
-    Reply { status: code, headers: String::new(), body: "{\"error\": \"scripted\"}".into(), delay: Duration::ZERO }
+    Reply {
+        status: code,
+        headers: String::new(),
+        body: "{\"error\": \"scripted\"}".into(),
+        delay: Duration::ZERO,
+    }
 }
 
 /// What the server saw of one request.
@@ -89,4 +94,3 @@ pub fn serve(route: impl Fn(&Value, usize) -> Reply + Send + 'static) -> Server 
     });
     Server { url, seen }
 }
-

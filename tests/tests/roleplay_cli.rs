@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
     let d = tempfile::tempdir().unwrap();
     let world = d.path().join("world");
-    let out = Command::new(tiny_roleplay_bin()).args(["--out", world.to_str().unwrap(), "--judge-steps", "0"]).output().unwrap();
+    let out = Command::new(tiny_roleplay_bin())
+        .args(["--out", world.to_str().unwrap(), "--judge-steps", "0"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
 
     // The judge says "coherent" to everything; the simulator always asks for more.
@@ -77,7 +80,9 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
     let v = stdout_json(&out);
     let raw = v["raw"]["submissions"].as_array().unwrap();
     let task = |uid: u64, t: &str| {
-        raw.iter().find(|s| s["uid"] == uid).unwrap()["tasks"][t].as_f64().unwrap_or_else(|| panic!("{uid} {t}: {v}"))
+        raw.iter().find(|s| s["uid"] == uid).unwrap()["tasks"][t]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{uid} {t}: {v}"))
     };
     // More training, more probability on the reference replies.
     assert!(task(1, "quality") < task(2, "quality"), "{v}");

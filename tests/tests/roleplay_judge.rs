@@ -133,8 +133,13 @@ fn request(samples: Vec<Sample>) -> EvalRequest {
     }
 }
 
-fn run(kind: &str, params: Value, samples: Vec<Sample>) -> Result<arena_plugin_api::EvalOutput, arena_plugin_api::PluginError> {
-    let mut task = RoleplayPlugin::create_task(TaskSpec { kind: kind.into(), params, device: Device::Cpu, seed: 11 })?;
+fn run(
+    kind: &str,
+    params: Value,
+    samples: Vec<Sample>,
+) -> Result<arena_plugin_api::EvalOutput, arena_plugin_api::PluginError> {
+    let mut task =
+        RoleplayPlugin::create_task(TaskSpec { kind: kind.into(), params, device: Device::Cpu, seed: 11 })?;
     task.evaluate(&request(samples), &NoProgress)
 }
 
@@ -184,7 +189,10 @@ fn coherence_counts_zero_verdicts_and_excludes_judge_errors() {
         .map(|x| x.body["messages"][0]["content"].as_str().unwrap_or_default().to_string())
         .find(|c| c.contains("text coherence analyzer"))
         .unwrap();
-    assert!(judge_prompt.contains("System Prompt: \n            You are an assistant playing the following character:"));
+    assert!(
+        judge_prompt
+            .contains("System Prompt: \n            You are an assistant playing the following character:")
+    );
     assert!(judge_prompt.contains("Role: assistant\nContent: "));
     assert!(judge_prompt.contains("Role: user\nContent: Tell me more, please."));
 }
@@ -250,10 +258,22 @@ fn bad_input_fails_with_its_reason() {
     let e = run("roleplay_eval", json!({}), vec![]).unwrap_err();
     assert!(e.message.contains("dataset is empty"), "{}", e.message);
     // Conversations with no assistant turn to score.
-    let rows = vec![Sample { data: json!({"system_prompt": "s", "messages": [{"role": "user", "content": "hi"}]}), files: vec![] }];
+    let rows = vec![Sample {
+        data: json!({"system_prompt": "s", "messages": [{"role": "user", "content": "hi"}]}),
+        files: vec![],
+    }];
     let e = run("roleplay_eval", json!({}), rows).unwrap_err();
-    assert!(e.message.contains("no sample to score") && e.message.contains("without an assistant reply"), "{}", e.message);
+    assert!(
+        e.message.contains("no sample to score") && e.message.contains("without an assistant reply"),
+        "{}",
+        e.message
+    );
     // Bad parameters.
-    let e = run("coherence", json!({"judge": {"kind": "openai", "model": "m"}, "user_simulator": {"kind": "local", "model": "x"}}), records()).unwrap_err();
+    let e = run(
+        "coherence",
+        json!({"judge": {"kind": "openai", "model": "m"}, "user_simulator": {"kind": "local", "model": "x"}}),
+        records(),
+    )
+    .unwrap_err();
     assert!(e.message.contains("judge.url"), "{}", e.message);
 }

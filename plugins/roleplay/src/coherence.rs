@@ -119,8 +119,15 @@ pub(crate) fn run(
             }
             let (_, reply) = lm.generate(&ids, p.max_new_tokens.min(room), None, &[], 0)?;
             conversations[c].push(Turn::new("assistant", reply));
-            let ask = data::fill(SIMULATOR_PROMPT, &[("messages", &data::py_repr_messages(&conversations[c]))]);
-            match simulator.ask(&[Turn::new("user", ask)], p.simulator_temperature, p.simulator_max_new_tokens, None, sim_rng.next_u64()) {
+            let ask =
+                data::fill(SIMULATOR_PROMPT, &[("messages", &data::py_repr_messages(&conversations[c]))]);
+            match simulator.ask(
+                &[Turn::new("user", ask)],
+                p.simulator_temperature,
+                p.simulator_max_new_tokens,
+                None,
+                sim_rng.next_u64(),
+            ) {
                 Ok(user) => conversations[c].push(Turn::new("user", user)),
                 Err(e) => {
                     failed[c] = Some(format!("user simulator: {e}"));
@@ -143,7 +150,9 @@ pub(crate) fn run(
                 match judge.ask(&[Turn::new("user", text)], 0.0, p.judge_max_new_tokens, None, 0) {
                     Ok(answer) => match py_int(&answer) {
                         Some(v) => Outcome::Verdict(v),
-                        None => Outcome::Error(format!("the judge's answer is not 1 or 0: {:?}", clip(&answer))),
+                        None => {
+                            Outcome::Error(format!("the judge's answer is not 1 or 0: {:?}", clip(&answer)))
+                        }
                     },
                     Err(e) => Outcome::Error(e),
                 }

@@ -70,7 +70,10 @@ pub fn parse_verdict(answer: &str) -> Verdict {
         Err(e) => return Verdict::Error(format!("the judge's answer is not JSON ({e}): {:?}", clip(answer))),
     };
     let Some(obj) = v.as_object().filter(|o| !o.is_empty()) else {
-        return Verdict::Error(format!("the judge's answer is not a JSON object with verdicts: {:?}", clip(answer)));
+        return Verdict::Error(format!(
+            "the judge's answer is not a JSON object with verdicts: {:?}",
+            clip(answer)
+        ));
     };
     let mut wins = 0;
     for c in CATEGORIES {
@@ -108,7 +111,8 @@ pub fn win_rate(verdicts: &[Verdict], max_error_rate: f64) -> Result<(f64, usize
             _ => None,
         })
         .collect();
-    let rate = if valid.is_empty() { 0.0 } else { valid.iter().sum::<usize>() as f64 / (3 * valid.len()) as f64 };
+    let rate =
+        if valid.is_empty() { 0.0 } else { valid.iter().sum::<usize>() as f64 / (3 * valid.len()) as f64 };
     Ok((rate, valid.len(), errors.len()))
 }
 
@@ -288,8 +292,12 @@ mod tests {
 
     #[test]
     fn the_prompts_are_the_references() {
-        assert!(SYSTEM_PROMPT.starts_with("\nAn assistant follows the provided instructions as mentioned:\n=====\n{system_prompt}\n=====\n"));
+        assert!(SYSTEM_PROMPT.starts_with(
+            "\nAn assistant follows the provided instructions as mentioned:\n=====\n{system_prompt}\n=====\n"
+        ));
         assert!(USER_PROMPT.contains("\"original\" :\n{original_stringified}\n\n\n( end of original text )"));
-        assert!(USER_PROMPT.contains("\"generated\" :\n{generated_stringified}\n\n( end of generated text )"));
+        assert!(
+            USER_PROMPT.contains("\"generated\" :\n{generated_stringified}\n\n( end of generated text )")
+        );
     }
 }

@@ -83,17 +83,16 @@ pub fn record(v: &Value) -> Result<Record, String> {
         Some(inner) if v.get("messages").is_none() => inner,
         _ => v,
     };
-    let system_prompt = v
-        .get("system_prompt")
-        .and_then(Value::as_str)
-        .ok_or("no string field `system_prompt`")?
-        .to_string();
+    let system_prompt =
+        v.get("system_prompt").and_then(Value::as_str).ok_or("no string field `system_prompt`")?.to_string();
     let list = v.get("messages").and_then(Value::as_array).ok_or("no array field `messages`")?;
     let mut messages = Vec::with_capacity(list.len());
     for (i, m) in list.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).ok_or(format!("messages[{i}]: no string `role`"))?;
         if role != "user" && role != "assistant" {
-            return Err(format!("messages[{i}]: role `{role}` (Dippy's records have user and assistant turns)"));
+            return Err(format!(
+                "messages[{i}]: role `{role}` (Dippy's records have user and assistant turns)"
+            ));
         }
         let content =
             m.get("content").and_then(Value::as_str).ok_or(format!("messages[{i}]: no string `content`"))?;
@@ -165,7 +164,12 @@ pub struct Dropped {
 /// max_messages)`) when `rng.random() < cut_early`, trailing non-user messages popped, and the
 /// assistant reply that followed that user turn in the original kept as the reference. One
 /// `random()` per record, and one `randint` when it cuts, in record order, as the reference.
-pub fn partial(records: &[Record], max_messages: usize, cut_early: f64, rng: &mut PyRandom) -> (Vec<Sample>, Dropped) {
+pub fn partial(
+    records: &[Record],
+    max_messages: usize,
+    cut_early: f64,
+    rng: &mut PyRandom,
+) -> (Vec<Sample>, Dropped) {
     let mut out = Vec::new();
     let mut dropped = Dropped::default();
     for r in records {
@@ -356,7 +360,8 @@ mod tests {
 
     #[test]
     fn a_record_without_a_user_turn_is_dropped() {
-        let (kept, d) = streamed(&[rec("S", &[("assistant", "x")]), rec("S", &[]), rec("S", &[("user", "u")])], 100);
+        let (kept, d) =
+            streamed(&[rec("S", &[("assistant", "x")]), rec("S", &[]), rec("S", &[("user", "u")])], 100);
         assert!(kept.is_empty());
         assert_eq!((d.no_user_turn, d.no_reply), (1, 2));
     }
@@ -364,7 +369,8 @@ mod tests {
     #[test]
     fn records_are_read_with_their_faults_named() {
         assert!(record(&json!({"data": {"system_prompt": "s", "messages": []}})).is_ok());
-        let e = record(&json!({"system_prompt": "s", "messages": [{"role": "tool", "content": "x"}]})).unwrap_err();
+        let e = record(&json!({"system_prompt": "s", "messages": [{"role": "tool", "content": "x"}]}))
+            .unwrap_err();
         assert!(e.contains("messages[0]") && e.contains("tool"), "{e}");
         assert!(record(&json!({"messages": []})).unwrap_err().contains("system_prompt"));
     }
@@ -389,10 +395,7 @@ mod tests {
     fn python_reprs() {
         assert_eq!(py_repr_str("it's"), "\"it's\"");
         assert_eq!(py_repr_str("a\"b'c\n"), "'a\"b\\'c\\n'");
-        assert_eq!(
-            py_repr_messages(&[Turn::new("user", "hi")]),
-            "[{'role': 'user', 'content': 'hi'}]"
-        );
+        assert_eq!(py_repr_messages(&[Turn::new("user", "hi")]), "[{'role': 'user', 'content': 'hi'}]");
     }
 
     #[test]

@@ -38,9 +38,14 @@ pub struct Scored {
 /// probability of `target` (1e-9 unless it is among the top `top_k` of that softmax).
 pub fn score_row(logits: &[f32], target: u32, k: usize, top_k: usize) -> Scored {
     let mut idx: Vec<usize> = (0..logits.len()).collect();
-    // torch.topk: the largest values; ties by the lower index.
-    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    idx.truncate(k.min(logits.len()));
+    // torch.topk: the largest values; ties by the lower index. Select the top k, then order them.
+    let order = |&a: &usize, &b: &usize| logits[b].total_cmp(&logits[a]).then(a.cmp(&b));
+    let k = k.clamp(1, logits.len());
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, order);
+        idx.truncate(k);
+    }
+    idx.sort_by(order);
     let max = logits[idx[0]] as f64;
     let exps: Vec<f64> = idx.iter().map(|&i| (logits[i] as f64 - max).exp()).collect();
     let total: f64 = exps.iter().sum();
@@ -48,11 +53,7 @@ pub fn score_row(logits: &[f32], target: u32, k: usize, top_k: usize) -> Scored 
     let entropy = -probs.iter().map(|p| p * (p + 1e-9).ln()).sum::<f64>();
     // The top `top_k` of the truncated distribution (the first `top_k` of `idx`: softmax keeps
     // the order).
-    let prob = idx
-        .iter()
-        .take(top_k)
-        .position(|&i| i as u32 == target)
-        .map_or(1e-9, |j| probs[j]);
+    let prob = idx.iter().take(top_k).position(|&i| i as u32 == target).map_or(1e-9, |j| probs[j]);
     Scored { entropy, prob }
 }
 
@@ -166,7 +167,8 @@ pub fn score(
             p.max_generation_length
         )));
     }
-    let pad = lm.pad_id.ok_or_else(|| PluginError::invalid_submission("the tokenizer has no EOS or pad token"))?;
+    let pad =
+        lm.pad_id.ok_or_else(|| PluginError::invalid_submission("the tokenizer has no EOS or pad token"))?;
     let mut rows: Vec<Vec<Scored>> = Vec::with_capacity(drawn.len());
     let mut per_sample = Vec::with_capacity(drawn.len());
     let mut tokens = 0usize;
@@ -202,6 +204,37 @@ pub fn score(
     Ok(Scores { quality, creativity, batches, per_sample, tokens, max_len })
 }
 
+/// The records of `req` processed as `StreamedSyntheticDataset` does and drawn in the seeded
+/// order: (samples, drawn, drop counts, rows and samples not usable). No sample is an error that
+/// says why (`what`: "score", "generate from").
+#[allow(clippy::type_complexity)]
+pub(crate) fn streamed_draw(
+    lm: &Lm,
+    req: &EvalRequest,
+    max_input_len: usize,
+    n: Option<usize>,
+    seed: u64,
+    what: &str,
+) -> Result<(Vec<Sample>, Vec<(usize, String, String)>, data::Dropped, Vec<String>), PluginError> {
+    let (records, mut bad) = records_of(req)?;
+    let (samples, dropped) = data::streamed(&records, max_input_len);
+    let (drawn, skipped) = draw(lm, &samples, n, seed);
+    bad.extend(skipped);
+    if drawn.is_empty() {
+        return Err(PluginError::invalid_parameters(format!(
+            "no sample to {what}: {} records, {} too long for max_input_len {max_input_len}, {} without a user \
+             turn, {} without an assistant reply, {} unusable{}",
+            records.len(),
+            dropped.too_long,
+            dropped.no_user_turn,
+            dropped.no_reply,
+            bad.len(),
+            bad.first().map(|b| format!(" ({b})")).unwrap_or_default()
+        )));
+    }
+    Ok((samples, drawn, dropped, bad))
+}
+
 pub(crate) fn run(
     p: &EvalParams,
     lm: &Lm,
@@ -209,22 +242,7 @@ pub(crate) fn run(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<EvalOutput, PluginError> {
-    let (records, mut bad) = records_of(req)?;
-    let (samples, dropped) = data::streamed(&records, p.max_input_len);
-    let (drawn, skipped) = draw(lm, &samples, p.samples, seed);
-    bad.extend(skipped);
-    if drawn.is_empty() {
-        return Err(PluginError::invalid_parameters(format!(
-            "no sample to score: {} records, {} too long for max_input_len {}, {} without a user turn, {} without an assistant reply, {} unusable{}",
-            records.len(),
-            dropped.too_long,
-            p.max_input_len,
-            dropped.no_user_turn,
-            dropped.no_reply,
-            bad.len(),
-            bad.first().map(|b| format!(" ({b})")).unwrap_or_default()
-        )));
-    }
+    let (_, drawn, dropped, bad) = streamed_draw(lm, req, p.max_input_len, p.samples, seed, "score")?;
     let pairs: Vec<(String, String)> = drawn.iter().map(|(_, c, t)| (c.clone(), t.clone())).collect();
     let r = score(p, lm, &pairs, progress)?;
     let (quality, creativity, batches, per_sample, tokens, max_len) =

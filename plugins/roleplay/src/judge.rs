@@ -222,14 +222,20 @@ impl Remote {
         // The endpoint URL and status only: never the request (it carries the key).
         let mut resp = match req.send(body.to_string()) {
             Ok(r) => r,
-            Err(ureq::Error::Timeout(t)) => return Err(Failure::Retry(format!("judge: timed out ({t})"), None)),
+            Err(ureq::Error::Timeout(t)) => {
+                return Err(Failure::Retry(format!("judge: timed out ({t})"), None));
+            }
             Err(e) => return Err(Failure::Retry(format!("judge: {}", describe(&e)), None)),
         };
         let status = resp.status().as_u16();
         let text = match resp.body_mut().with_config().limit(8 << 20).read_to_string() {
             Ok(t) => t,
-            Err(ureq::Error::Timeout(t)) => return Err(Failure::Retry(format!("judge: timed out ({t})"), None)),
-            Err(e) => return Err(Failure::Retry(format!("judge: reading the answer: {}", describe(&e)), None)),
+            Err(ureq::Error::Timeout(t)) => {
+                return Err(Failure::Retry(format!("judge: timed out ({t})"), None));
+            }
+            Err(e) => {
+                return Err(Failure::Retry(format!("judge: reading the answer: {}", describe(&e)), None));
+            }
         };
         match status {
             200..=299 => {}
@@ -242,10 +248,15 @@ impl Remote {
                     .map(Duration::from_secs);
                 return Err(Failure::Retry(format!("judge: HTTP 429 from {}", self.endpoint), after));
             }
-            500..=599 => return Err(Failure::Retry(format!("judge: HTTP {status} from {}", self.endpoint), None)),
+            500..=599 => {
+                return Err(Failure::Retry(format!("judge: HTTP {status} from {}", self.endpoint), None));
+            }
             _ => {
                 let snippet: String = text.chars().take(200).collect();
-                return Err(Failure::Final(format!("judge: HTTP {status} from {}: {snippet}", self.endpoint)));
+                return Err(Failure::Final(format!(
+                    "judge: HTTP {status} from {}: {snippet}",
+                    self.endpoint
+                )));
             }
         }
         let v: Value = serde_json::from_str(&text)
@@ -254,7 +265,8 @@ impl Remote {
         match msg.get("content").and_then(Value::as_str) {
             Some(c) => Ok(c.to_string()),
             None => {
-                let why = msg.get("refusal").and_then(Value::as_str).unwrap_or("no choices[0].message.content");
+                let why =
+                    msg.get("refusal").and_then(Value::as_str).unwrap_or("no choices[0].message.content");
                 Err(Failure::Final(format!("judge: {why}")))
             }
         }

@@ -21,7 +21,12 @@ use serde_json::json;
 use crate::LatencyParams;
 use crate::lm::{Lm, llm_err};
 
-pub(crate) fn run(p: &LatencyParams, lm: &Lm, seed: u64, progress: &dyn Progress) -> Result<EvalOutput, PluginError> {
+pub(crate) fn run(
+    p: &LatencyParams,
+    lm: &Lm,
+    seed: u64,
+    progress: &dyn Progress,
+) -> Result<EvalOutput, PluginError> {
     let model = &lm.lm.model;
     let vocab = model.config().vocab_size as u64;
     let t = lm.max_positions().min(p.sequence_length);

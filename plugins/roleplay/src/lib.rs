@@ -313,9 +313,14 @@ fn check(kind: &Kind) -> Result<(), String> {
     if let Some(t) = &m.chat_template {
         templates::Template::named(t).map_err(|e| format!("model.chat_template: {e}"))?;
     }
-    let positive = |v: usize, name: &str| if v == 0 { Err(format!("{name}: must be at least 1")) } else { Ok(()) };
+    let positive =
+        |v: usize, name: &str| if v == 0 { Err(format!("{name}: must be at least 1")) } else { Ok(()) };
     let rate = |r: f64| {
-        if (0.0..=1.0).contains(&r) { Ok(()) } else { Err("max_error_rate: must be within [0, 1]".to_string()) }
+        if (0.0..=1.0).contains(&r) {
+            Ok(())
+        } else {
+            Err("max_error_rate: must be within [0, 1]".to_string())
+        }
     };
     match kind {
         Kind::Eval(p) => {
@@ -501,7 +506,11 @@ impl RoleplayTask {
 }
 
 impl EvalTask for RoleplayTask {
-    fn evaluate(&mut self, request: &EvalRequest, progress: &dyn Progress) -> Result<EvalOutput, PluginError> {
+    fn evaluate(
+        &mut self,
+        request: &EvalRequest,
+        progress: &dyn Progress,
+    ) -> Result<EvalOutput, PluginError> {
         let opts = self.kind.model().clone();
         let chat = match self.kind {
             Kind::Latency(_) => Chat::None,

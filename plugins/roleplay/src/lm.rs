@@ -76,25 +76,38 @@ pub fn device(d: Device) -> Result<arena_llm::Device, PluginError> {
     let (kind, ordinal) = match d {
         Device::Cpu => ("cpu", 0),
         Device::Cuda(n) => ("cuda", n as usize),
-        Device::Wgpu => return Err(PluginError::internal("the roleplay plugin runs on cpu or cuda, not wgpu")),
+        Device::Wgpu => {
+            return Err(PluginError::internal("the roleplay plugin runs on cpu or cuda, not wgpu"));
+        }
     };
     arena_llm::open_device(kind, ordinal).map_err(llm_err)
 }
 
 /// The dtype of `opts` on `device`: `auto` is f32 on the CPU and the checkpoint's dtype (else
 /// bf16) on CUDA.
-pub fn dtype(opts: &ModelOptions, cfg: &ModelConfig, device: &arena_llm::Device) -> Result<DType, PluginError> {
+pub fn dtype(
+    opts: &ModelOptions,
+    cfg: &ModelConfig,
+    device: &arena_llm::Device,
+) -> Result<DType, PluginError> {
     match opts.dtype.as_str() {
         "auto" if device.is_cpu() => Ok(DType::F32),
-        "auto" => Ok(cfg.declared_dtype.as_deref().and_then(|d| arena_llm::parse_dtype(d).ok()).unwrap_or(DType::BF16)),
-        d => arena_llm::parse_dtype(d).map_err(|e| PluginError::invalid_parameters(format!("model.dtype: {e}"))),
+        "auto" => Ok(cfg
+            .declared_dtype
+            .as_deref()
+            .and_then(|d| arena_llm::parse_dtype(d).ok())
+            .unwrap_or(DType::BF16)),
+        d => arena_llm::parse_dtype(d)
+            .map_err(|e| PluginError::invalid_parameters(format!("model.dtype: {e}"))),
     }
 }
 
 impl Lm {
     pub fn load(dir: &Path, chat: Chat, opts: &ModelOptions, device: Device) -> Result<Lm, PluginError> {
         let rendering = match chat {
-            Chat::Dippy(name) => Rendering::Dippy(Template::named(&name).map_err(PluginError::invalid_submission)?),
+            Chat::Dippy(name) => {
+                Rendering::Dippy(Template::named(&name).map_err(PluginError::invalid_submission)?)
+            }
             Chat::Own => match arena_llm::chat::ChatTemplate::from_dir(dir).map_err(llm_err)? {
                 Some(t) => Rendering::Own(t),
                 None => return Err(PluginError::invalid_submission("the model has no chat template")),
@@ -118,7 +131,8 @@ impl Lm {
         let id = |t: &Option<String>| t.as_deref().and_then(|t| lm.tokenizer.token_to_id(t));
         let eos_id = id(&eos).or_else(|| lm.model.config().eos_token_ids.first().copied());
         let pad_id = id(&pad).or(eos_id);
-        let clean_up_spaces = tc.get("clean_up_tokenization_spaces").and_then(Value::as_bool).unwrap_or(false);
+        let clean_up_spaces =
+            tc.get("clean_up_tokenization_spaces").and_then(Value::as_bool).unwrap_or(false);
         Ok(Lm { lm, rendering, bos, eos, eos_id, pad_id, clean_up_spaces })
     }
 
@@ -133,8 +147,11 @@ impl Lm {
             None => arena_llm::encode(&self.lm.tokenizer, text, special).map_err(llm_err),
             Some(m) => {
                 let mut tok = self.lm.tokenizer.clone();
-                tok.with_truncation(Some(tokenizers::TruncationParams { max_length: m, ..Default::default() }))
-                    .map_err(|e| PluginError::internal(format!("tokenizer truncation: {e}")))?;
+                tok.with_truncation(Some(tokenizers::TruncationParams {
+                    max_length: m,
+                    ..Default::default()
+                }))
+                .map_err(|e| PluginError::internal(format!("tokenizer truncation: {e}")))?;
                 arena_llm::encode(&tok, text, special).map_err(llm_err)
             }
         }
@@ -219,7 +236,8 @@ impl Lm {
     /// Logits `[n, vocab]` (f32, row-major) of positions `start..start + n` of `ids`.
     pub fn logits_at(&self, ids: &[u32], start: usize, n: usize) -> Result<Vec<Vec<f32>>, PluginError> {
         let model = &self.lm.model;
-        let t = Tensor::from_vec(ids.to_vec(), (1, ids.len()), model.device()).map_err(|e| llm_err(e.into()))?;
+        let t =
+            Tensor::from_vec(ids.to_vec(), (1, ids.len()), model.device()).map_err(|e| llm_err(e.into()))?;
         let hidden = model.forward_hidden(&t, None, None).map_err(llm_err)?;
         let h = hidden.narrow(1, start, n).map_err(|e| llm_err(e.into()))?;
         let logits = model.logits(&h).map_err(llm_err)?;

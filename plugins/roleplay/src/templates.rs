@@ -56,7 +56,9 @@ impl Template {
         let t = self.env.get_template("t").map_err(|e| e.to_string())?;
         let msgs: Vec<minijinja::Value> = messages
             .iter()
-            .map(|m| minijinja::Value::from_pairs([("role", m.role.as_str()), ("content", m.content.as_str())]))
+            .map(|m| {
+                minijinja::Value::from_pairs([("role", m.role.as_str()), ("content", m.content.as_str())])
+            })
             .collect();
         t.render(context! {
             messages => msgs,
@@ -103,16 +105,46 @@ mod tests {
     #[test]
     fn renders_as_dippys_files_under_jinja2() {
         let cases = [
-            ("alpaca", "Sys prompt.\n### Instruction:\nHi there\n### Response:\nHello!\n### Instruction:\nHow are you?\n### Response:"),
-            ("chatml", "<|im_start|>system\n Sys prompt. <|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n Hello! <|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n"),
-            ("gemma2", "\n    \n    \n\n\n\n\n    \n        \n    \n\n    \n        \n    \n\n    <start_of_turn>user\nSys prompt.\n\nHi there<end_of_turn>\n\n\n\n    \n        \n    \n\n    \n        \n    \n\n    <start_of_turn>model\nHello!<end_of_turn>\n\n\n\n    \n        \n    \n\n    \n        \n    \n\n    <start_of_turn>user\nHow are you?<end_of_turn>\n\n\n\n\n    <start_of_turn>model\n\n"),
-            ("llama2", "[INST] <<SYS>>\n Sys prompt. \n<</SYS>>\n\n\nHi there [/INST]\n  Hello!  </s>\n<s>[INST] How are you? [/INST]\n"),
-            ("llama3", "<s><|start_header_id|>system<|end_header_id|>\n\nSys prompt.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHow are you?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
-            ("llama3dot1", "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\nSys prompt.<|eot_id|>\n<|start_header_id|>user<|end_header_id|>\nHi there<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n Hello! <|eot_id|>\n<|start_header_id|>user<|end_header_id|>\nHow are you?<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n"),
-            ("mistral", "<s>[SYSTEM_PROMPT] Sys prompt. [/SYSTEM_PROMPT][INST]Hi there[/INST] Hello! </s>[INST]How are you?[/INST]"),
-            ("qwen2dot5", "<|im_start|>system\n Sys prompt. <|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n Hello! <|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n"),
-            ("vicuna", "<s>Sys prompt.\nBEGINNING OF CONVERSATION:\n{{user}}: Hi there\n{{char}}: Hello!\n{{user}}: How are you?\n{{char}}: "),
-            ("zephyr", "\n<|system|>\n Sys prompt. </s>\n<|user|>\nHi there</s>\n<|assistant|>\n Hello! </s>\n<|user|>\nHow are you?</s>\n<|assistant|>"),
+            (
+                "alpaca",
+                "Sys prompt.\n### Instruction:\nHi there\n### Response:\nHello!\n### Instruction:\nHow are you?\n### Response:",
+            ),
+            (
+                "chatml",
+                "<|im_start|>system\n Sys prompt. <|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n Hello! <|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
+            ),
+            (
+                "gemma2",
+                "\n    \n    \n\n\n\n\n    \n        \n    \n\n    \n        \n    \n\n    <start_of_turn>user\nSys prompt.\n\nHi there<end_of_turn>\n\n\n\n    \n        \n    \n\n    \n        \n    \n\n    <start_of_turn>model\nHello!<end_of_turn>\n\n\n\n    \n        \n    \n\n    \n        \n    \n\n    <start_of_turn>user\nHow are you?<end_of_turn>\n\n\n\n\n    <start_of_turn>model\n\n",
+            ),
+            (
+                "llama2",
+                "[INST] <<SYS>>\n Sys prompt. \n<</SYS>>\n\n\nHi there [/INST]\n  Hello!  </s>\n<s>[INST] How are you? [/INST]\n",
+            ),
+            (
+                "llama3",
+                "<s><|start_header_id|>system<|end_header_id|>\n\nSys prompt.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHow are you?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            ),
+            (
+                "llama3dot1",
+                "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\nSys prompt.<|eot_id|>\n<|start_header_id|>user<|end_header_id|>\nHi there<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n Hello! <|eot_id|>\n<|start_header_id|>user<|end_header_id|>\nHow are you?<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n",
+            ),
+            (
+                "mistral",
+                "<s>[SYSTEM_PROMPT] Sys prompt. [/SYSTEM_PROMPT][INST]Hi there[/INST] Hello! </s>[INST]How are you?[/INST]",
+            ),
+            (
+                "qwen2dot5",
+                "<|im_start|>system\n Sys prompt. <|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n Hello! <|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
+            ),
+            (
+                "vicuna",
+                "<s>Sys prompt.\nBEGINNING OF CONVERSATION:\n{{user}}: Hi there\n{{char}}: Hello!\n{{user}}: How are you?\n{{char}}: ",
+            ),
+            (
+                "zephyr",
+                "\n<|system|>\n Sys prompt. </s>\n<|user|>\nHi there</s>\n<|assistant|>\n Hello! </s>\n<|user|>\nHow are you?</s>\n<|assistant|>",
+            ),
         ];
         for (name, want) in cases {
             let got = Template::named(name).unwrap().render(&conv(), Some("<s>"), Some("</s>")).unwrap();

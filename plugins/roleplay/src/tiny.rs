@@ -16,8 +16,16 @@ use crate::templates::Template;
 
 const NAMES: [&str; 8] = ["Ada", "Bram", "Cora", "Dax", "Elin", "Fitz", "Greta", "Hugo"];
 const JOBS: [&str; 8] = ["baker", "sailor", "knight", "wizard", "farmer", "painter", "guard", "merchant"];
-const PLACES: [&str; 8] =
-    ["the harbor", "the old mill", "the castle", "the forest", "the market", "the tower", "the valley", "the bridge"];
+const PLACES: [&str; 8] = [
+    "the harbor",
+    "the old mill",
+    "the castle",
+    "the forest",
+    "the market",
+    "the tower",
+    "the valley",
+    "the bridge",
+];
 const LIKES: [&str; 8] = ["bread", "the sea", "dragons", "old maps", "rain", "music", "apples", "the stars"];
 const MOODS: [&str; 6] = ["cheerful", "grumpy", "calm", "curious", "proud", "shy"];
 
@@ -66,7 +74,10 @@ pub fn records(seed: u64, count: usize) -> Vec<Value> {
 pub fn turns(r: &Value) -> Vec<Turn> {
     let mut out = vec![Turn::new("system", r["system_prompt"].as_str().unwrap_or_default())];
     for m in r["messages"].as_array().into_iter().flatten() {
-        out.push(Turn::new(m["role"].as_str().unwrap_or_default(), m["content"].as_str().unwrap_or_default()));
+        out.push(Turn::new(
+            m["role"].as_str().unwrap_or_default(),
+            m["content"].as_str().unwrap_or_default(),
+        ));
     }
     out
 }
@@ -122,7 +133,12 @@ pub const JUDGE_STEPS: usize = 200;
 /// Writes `models/<name>/` for each of [`MODELS`] under `out`, sharing one tokenizer per family,
 /// and the tiny judge as `models/rp-judge/`.
 /// `judge_steps` 0 leaves the judge out.
-pub fn make_models(out: &Path, records: &[Value], judge_steps: usize, seed: u64) -> Result<Vec<MadeModel>, LlmError> {
+pub fn make_models(
+    out: &Path,
+    records: &[Value],
+    judge_steps: usize,
+    seed: u64,
+) -> Result<Vec<MadeModel>, LlmError> {
     let docs = training_text(records).map_err(LlmError::Input)?;
     let llama_tok = tiny::train_tokenizer(&docs, 512, true)?;
     let qwen_tok = tiny::train_tokenizer(&docs, 512, false)?;
@@ -130,12 +146,24 @@ pub fn make_models(out: &Path, records: &[Value], judge_steps: usize, seed: u64)
     let mut made = Vec::new();
     for (name, family, steps) in MODELS {
         let tok = if family == Family::Llama { &llama_tok } else { &qwen_tok };
-        made.push(tiny::make_model(&out.join(name), &TinySpec::new(family), tok, &docs, steps, rng.next_u64())?);
+        made.push(tiny::make_model(
+            &out.join(name),
+            &TinySpec::new(family),
+            tok,
+            &docs,
+            steps,
+            rng.next_u64(),
+        )?);
         end_turns_with_eos(&out.join(name))?;
     }
     let judge_seed = rng.next_u64();
     if judge_steps > 0 {
-        made.push(make_judge(&out.join("rp-judge"), &records[..records.len().min(240)], judge_steps, judge_seed)?);
+        made.push(make_judge(
+            &out.join("rp-judge"),
+            &records[..records.len().min(240)],
+            judge_steps,
+            judge_seed,
+        )?);
     }
     Ok(made)
 }
@@ -159,11 +187,13 @@ pub fn judge_training_text(records: &[Value], seed: u64) -> Result<Vec<String>, 
     let mut docs = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let all = turns(r);
-        let mut conv = vec![Turn::new("system", crate::data::persona_system(&all[0].content)), all[1].clone()];
+        let mut conv =
+            vec![Turn::new("system", crate::data::persona_system(&all[0].content)), all[1].clone()];
         // Seven in ten coherent: the judge leans to "coherent" unless a reply is plainly broken.
         let coherent = rng.next_u64() % 10 < 7;
         let own = replies(r);
-        let other = replies(&records[(i + 1 + (rng.next_u64() as usize % records.len().max(2))) % records.len()]);
+        let other =
+            replies(&records[(i + 1 + (rng.next_u64() as usize % records.len().max(2))) % records.len()]);
         let turns_here = 2 + (rng.next_u64() % 2) as usize;
         for k in 0..turns_here {
             let text = if coherent {
@@ -173,11 +203,17 @@ pub fn judge_training_text(records: &[Value], seed: u64) -> Result<Vec<String>, 
                 broken(&mut rng, &own[k % own.len()])
             };
             conv.push(Turn::new("assistant", text));
-            let ask = crate::data::fill(crate::coherence::SIMULATOR_PROMPT, &[("messages", &crate::data::py_repr_messages(&conv))]);
+            let ask = crate::data::fill(
+                crate::coherence::SIMULATOR_PROMPT,
+                &[("messages", &crate::data::py_repr_messages(&conv))],
+            );
             docs.push(render(ask, "Tell me more.")?);
             conv.push(Turn::new("user", "Tell me more."));
         }
-        let judge = crate::data::fill(crate::coherence::JUDGE_PROMPT, &[("generated_text", &crate::data::stringify(&conv))]);
+        let judge = crate::data::fill(
+            crate::coherence::JUDGE_PROMPT,
+            &[("generated_text", &crate::data::stringify(&conv))],
+        );
         docs.push(render(judge, if coherent { "1" } else { "0" })?);
     }
     Ok(docs)
@@ -229,6 +265,10 @@ mod tests {
             assert_eq!(rec.messages.last().unwrap().role, "assistant");
         }
         let docs = training_text(&a).unwrap();
-        assert!(docs[0].starts_with("<s><|im_start|>system\n") && docs[0].ends_with("<|im_end|>"), "{}", docs[0]);
+        assert!(
+            docs[0].starts_with("<s><|im_start|>system\n") && docs[0].ends_with("<|im_end|>"),
+            "{}",
+            docs[0]
+        );
     }
 }

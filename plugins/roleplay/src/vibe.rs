@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use arena_plugin_api::{EvalOutput, EvalRequest, PluginError, Progress};
 use serde_json::json;
 
-use crate::data::{self, py_len};
-use crate::eval::draw;
+use crate::data::py_len;
+use crate::eval::streamed_draw;
 use crate::lm::Lm;
-use crate::{LengthReference, VibeParams, records_of};
+use crate::{LengthReference, VibeParams};
 
 /// One sample's score: `exp(-k |gen - reference| / reference)` in characters, 0 for an empty
 /// reference.
@@ -86,7 +86,14 @@ pub fn generate_scores(
         generated.push(py_len(&text));
         progress.report(k as u64 + 1, drawn.len() as u64, "generating replies");
     }
-    Ok(Generated { scores, ids, texts, generated_chars: generated, reference_chars: lengths, budgets: budget })
+    Ok(Generated {
+        scores,
+        ids,
+        texts,
+        generated_chars: generated,
+        reference_chars: lengths,
+        budgets: budget,
+    })
 }
 
 pub(crate) fn run(
@@ -96,21 +103,7 @@ pub(crate) fn run(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<EvalOutput, PluginError> {
-    let (records, mut bad) = records_of(req)?;
-    let (samples, dropped) = data::streamed(&records, p.max_input_len);
-    let (drawn, skipped) = draw(lm, &samples, p.samples, seed);
-    bad.extend(skipped);
-    if drawn.is_empty() {
-        return Err(PluginError::invalid_parameters(format!(
-            "no sample to generate from: {} records, {} too long for max_input_len {}, {} without a user turn, {} without an assistant reply, {} unusable",
-            records.len(),
-            dropped.too_long,
-            p.max_input_len,
-            dropped.no_user_turn,
-            dropped.no_reply,
-            bad.len()
-        )));
-    }
+    let (samples, drawn, _, _) = streamed_draw(lm, req, p.max_input_len, p.samples, seed, "generate from")?;
     let references: Vec<String> = drawn
         .iter()
         .map(|(i, _, target)| match p.length_reference {
@@ -129,7 +122,10 @@ pub(crate) fn run(
         metrics: BTreeMap::from([
             ("vibe".to_string(), vibe),
             ("samples".to_string(), scores.len() as f64),
-            ("mean_generated_chars".to_string(), generated.iter().sum::<usize>() as f64 / scores.len() as f64),
+            (
+                "mean_generated_chars".to_string(),
+                generated.iter().sum::<usize>() as f64 / scores.len() as f64,
+            ),
             ("mean_reference_chars".to_string(), lengths.iter().sum::<usize>() as f64 / scores.len() as f64),
         ]),
         per_sample: scores,

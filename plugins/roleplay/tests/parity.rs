@@ -48,7 +48,8 @@ fn the_kept_samples_are_the_references() {
     let max = e["constants"]["max_input_len"].as_u64().unwrap() as usize;
     let (kept, _) = data::streamed(&records(), max);
     // The reference also drops, at sampling, a sample whose message stripping left empty.
-    let kept: Vec<_> = kept.into_iter().filter(|s| s.messages.iter().all(|m| !m.content.is_empty())).collect();
+    let kept: Vec<_> =
+        kept.into_iter().filter(|s| s.messages.iter().all(|m| !m.content.is_empty())).collect();
     let want = e["samples"].as_array().unwrap();
     assert_eq!(kept.len(), want.len());
     for (k, w) in kept.iter().zip(want) {
@@ -74,8 +75,13 @@ fn the_templates_render_what_dippys_files_render() {
 }
 
 fn load(model: &str, template: &str) -> Lm {
-    Lm::load(&root().join("models").join(model), Chat::Dippy(template.into()), &ModelOptions::default(), arena_plugin_api::Device::Cpu)
-        .unwrap()
+    Lm::load(
+        &root().join("models").join(model),
+        Chat::Dippy(template.into()),
+        &ModelOptions::default(),
+        arena_plugin_api::Device::Cpu,
+    )
+    .unwrap()
 }
 
 fn runs() -> Vec<(String, String, Value)> {
@@ -87,6 +93,16 @@ fn runs() -> Vec<(String, String, Value)> {
         }
     }
     out
+}
+
+/// A run's (context, target) pairs, in the fixture's order.
+fn pairs(run: &Value) -> Vec<(String, String)> {
+    run["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["context"].as_str().unwrap().to_string(), s["target"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 fn eval_params() -> EvalParams {
@@ -117,18 +133,17 @@ fn contexts_targets_and_token_ids_are_the_references() {
 fn the_eval_score_and_creativity_match_per_batch() {
     for (model, template, run) in runs() {
         let lm = load(&model, &template);
-        let pairs: Vec<(String, String)> = run["samples"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| (s["context"].as_str().unwrap().to_string(), s["target"].as_str().unwrap().to_string()))
-            .collect();
+        let pairs = pairs(&run);
         let got = eval::score(&eval_params(), &lm, &pairs, &NoProgress).unwrap();
         let want = &run["eval"];
         let batches = want["batches"].as_array().unwrap();
         assert_eq!(got.batches.len(), batches.len());
         for (g, w) in got.batches.iter().zip(batches) {
-            assert_eq!(g.2 as u64, w["token_count"].as_u64().unwrap(), "{model}/{template}: scored positions");
+            assert_eq!(
+                g.2 as u64,
+                w["token_count"].as_u64().unwrap(),
+                "{model}/{template}: scored positions"
+            );
             let (ng, se) = (w["n_gram_prob"].as_f64().unwrap(), w["scaled_entropy"].as_f64().unwrap());
             assert!(rel(g.0, ng) <= 1e-4, "{model}/{template}: n-gram {} vs {ng}", g.0);
             assert!(rel(g.1, se) <= 1e-4, "{model}/{template}: scaled entropy {} vs {se}", g.1);
@@ -144,12 +159,7 @@ fn scores_do_not_depend_on_the_scoring_order_of_other_samples() {
     // Each sample is one forward pass: its per-sample score is the same alone or among others.
     let (model, template, run) = runs().remove(0);
     let lm = load(&model, &template);
-    let pairs: Vec<(String, String)> = run["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["context"].as_str().unwrap().to_string(), s["target"].as_str().unwrap().to_string()))
-        .collect();
+    let pairs = pairs(&run);
     let all = eval::score(&eval_params(), &lm, &pairs, &NoProgress).unwrap();
     let last = eval::score(&eval_params(), &lm, &pairs[pairs.len() - 1..], &NoProgress).unwrap();
     assert_eq!(all.per_sample.last().unwrap().to_bits(), last.per_sample[0].to_bits());
@@ -165,7 +175,9 @@ fn vibe_generates_the_references_tokens_and_score() {
             .unwrap()
             .iter()
             .zip(samples)
-            .map(|(s, v)| (s["context"].as_str().unwrap().to_string(), v["compared_with"].as_str().unwrap().to_string()))
+            .map(|(s, v)| {
+                (s["context"].as_str().unwrap().to_string(), v["compared_with"].as_str().unwrap().to_string())
+            })
             .collect();
         let p: VibeParams = serde_json::from_value(serde_json::json!({})).unwrap();
         let got = vibe::generate_scores(&p, &lm, &pairs, &NoProgress).unwrap();
@@ -176,9 +188,17 @@ fn vibe_generates_the_references_tokens_and_score() {
                 ids.push(lm.eos_id.unwrap());
             }
             assert_eq!(ids, want, "{model}/{template} sample {k}: generated ids");
-            assert_eq!(got.generated_chars[k] as u64, v["generated_chars"].as_u64().unwrap(), "{model}/{template} {k}");
+            assert_eq!(
+                got.generated_chars[k] as u64,
+                v["generated_chars"].as_u64().unwrap(),
+                "{model}/{template} {k}"
+            );
             let s = v["score"].as_f64().unwrap();
-            assert!((got.scores[k] - s).abs() <= 1e-6 * s.max(1e-3), "{model}/{template} {k}: {} vs {s}", got.scores[k]);
+            assert!(
+                (got.scores[k] - s).abs() <= 1e-6 * s.max(1e-3),
+                "{model}/{template} {k}: {} vs {s}",
+                got.scores[k]
+            );
         }
         let mean = got.scores.iter().sum::<f64>() / got.scores.len() as f64;
         let want = run["vibe"]["vibe_score"].as_f64().unwrap();

@@ -42,11 +42,18 @@ struct Args {
 }
 
 fn lscpu() -> String {
-    let out = Command::new("lscpu").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-    let field = |k: &str| out.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_string()).unwrap_or_default();
+    let out = Command::new("lscpu")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let field = |k: &str| {
+        out.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_string()).unwrap_or_default()
+    };
     let flags = field("Flags:");
-    let has: Vec<&str> =
-        ["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"].into_iter().filter(|f| flags.split(' ').any(|x| x == *f)).collect();
+    let has: Vec<&str> = ["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
+        .into_iter()
+        .filter(|f| flags.split(' ').any(|x| x == *f))
+        .collect();
     format!("{} ({} CPUs; {})", field("Model name:"), field("CPU(s):"), has.join(" "))
 }
 
@@ -54,20 +61,29 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roleplay");
     let device: Device = a.device.parse().map_err(|e| anyhow::anyhow!("--device: {e}"))?;
-    let lm = Lm::load(&root.join("models").join(&a.model), Chat::Dippy(a.template.clone()), &ModelOptions::default(), device)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let lm = Lm::load(
+        &root.join("models").join(&a.model),
+        Chat::Dippy(a.template.clone()),
+        &ModelOptions::default(),
+        device,
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let records: Vec<data::Record> = std::fs::read_to_string(root.join("conversations.jsonl"))?
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| data::record(&serde_json::from_str(l)?).map_err(|e| anyhow::anyhow!(e)))
         .collect::<anyhow::Result<_>>()?;
     let (kept, _) = data::streamed(&records, 1000);
-    let kept: Vec<_> = kept.into_iter().filter(|s| s.messages.iter().all(|m| !m.content.is_empty())).collect();
+    let kept: Vec<_> =
+        kept.into_iter().filter(|s| s.messages.iter().all(|m| !m.content.is_empty())).collect();
     let eos = lm.eos.clone().unwrap_or_default();
     let pairs: Vec<(String, String)> = (0..a.samples)
         .map(|i| {
             let s = &kept[i % kept.len()];
-            Ok((lm.context(&s.messages).map_err(|e| anyhow::anyhow!(e))?, format!("{}{eos}", s.character_response)))
+            Ok((
+                lm.context(&s.messages).map_err(|e| anyhow::anyhow!(e))?,
+                format!("{}{eos}", s.character_response),
+            ))
         })
         .collect::<anyhow::Result<_>>()?;
     let p: EvalParams = serde_json::from_value(serde_json::json!({"max_input_len": 1000}))?;
@@ -81,7 +97,10 @@ fn main() -> anyhow::Result<()> {
     }
     let padded = a.samples * warm.max_len;
     println!("machine: {}", lscpu());
-    println!("model {} / template {}, {} samples, best of {} passes", a.model, a.template, a.samples, a.iters);
+    println!(
+        "model {} / template {}, {} samples, best of {} passes",
+        a.model, a.template, a.samples, a.iters
+    );
     println!(
         "{:<14} {:>10} {:>11} {:>15} {:>17} {:>14}",
         "impl", "s/pass", "samples/s", "real tokens/s", "padded tokens/s", "eval score"
@@ -102,13 +121,20 @@ fn main() -> anyhow::Result<()> {
             .args(["--bench", &a.iters.to_string(), "--samples", &a.samples.to_string()])
             .args(["--model", &a.model, "--template", &a.template])
             .output()?;
-        anyhow::ensure!(out.status.success(), "the reference failed: {}", String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(
+            out.status.success(),
+            "the reference failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
         let v: Value = serde_json::from_str(line)?;
         let real = v["real_tokens_per_pass"].as_f64().unwrap_or(f64::NAN);
         let attentions = v["attentions"].as_object().cloned().unwrap_or_default();
-        println!("reference: torch {}, transformers {}, {} threads", v["torch"], v["transformers"], v["threads"]);
+        println!(
+            "reference: torch {}, transformers {}, {} threads",
+            v["torch"], v["transformers"], v["threads"]
+        );
         for (attn, r) in attentions {
             let secs = r["best_seconds"].as_f64().unwrap_or(f64::NAN);
             let name = format!("torch {attn}");

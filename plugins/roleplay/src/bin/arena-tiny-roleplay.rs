@@ -47,7 +47,8 @@ fn main() -> anyhow::Result<()> {
     write_jsonl(&data.join("eval.jsonl"), &tiny::records(args.seed.wrapping_add(1), 48))?;
     write_jsonl(&data.join("personahub.jsonl"), &tiny::records(args.seed.wrapping_add(2), 16))?;
     let started = Instant::now();
-    let made = tiny::make_models(&args.out.join("models"), &train, args.judge_steps, args.seed.wrapping_add(3))?;
+    let made =
+        tiny::make_models(&args.out.join("models"), &train, args.judge_steps, args.seed.wrapping_add(3))?;
     println!("{:<14} {:>6} {:>16}", "model", "steps", "final train loss");
     for m in made {
         let loss = m.final_train_loss.map_or("-".to_string(), |l| format!("{l:.4}"));
