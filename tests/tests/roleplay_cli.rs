@@ -119,3 +119,77 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
         assert!(close(&row["weight"], &w["weight"]), "uid {uid}: {row} vs {w}");
     }
 }
+
+#[test]
+fn the_v_c_competition_scores_the_judges_win_rate_and_burns_to_the_owner() {
+    let d = tempfile::tempdir().unwrap();
+    let world = d.path().join("world");
+    let out = Command::new(tiny_roleplay_bin())
+        .args(["--out", world.to_str().unwrap(), "--judge-steps", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Every verdict: "generated" wins realism and coherency, "original" entertainment.
+    let server = serve(|_, _| {
+        ok(&json!({"realism_win": "generated", "entertainment_win": "original", "coherency_win": "generated",
+                   "realism_win_reasoning": "", "entertainment_win_reasoning": "", "coherency_win_reasoning": ""})
+        .to_string())
+    });
+    let mut comp = std::fs::read_to_string(repo_root().join("competitions/roleplay-judge.toml")).unwrap();
+    for (from, to) in [
+        ("DippyAI/dippy_synthetic_dataset_v1", world.join("data/eval.jsonl").display().to_string()),
+        ("https://openrouter.ai/api/v1", server.url.clone()),
+        ("OPENROUTER_API_KEY", "ARENA_TEST_ROLEPLAY_KEY_VC".into()),
+        ("samples = 512", "samples = 6".into()),
+        ("max_new_tokens = 8192", "max_new_tokens = 12".into()),
+        ("min_bytes = \"40MiB\"", "min_bytes = \"1KiB\"".into()),
+        ("dtype = \"bfloat16\"", "dtype = \"float32\"".into()),
+        ("sequence_length = 8192", "sequence_length = 512".into()),
+    ] {
+        assert!(comp.contains(from), "{from}");
+        comp = comp.replace(from, &to);
+    }
+    let comp_path = d.path().join("roleplay-judge.toml");
+    std::fs::write(&comp_path, comp).unwrap();
+    let models = world.join("models");
+    let sub = |uid: u64, name: &str| {
+        json!({"uid": uid, "hotkey": name, "block": 5_300_000 + uid, "competition": "roleplay-judge",
+               "path": models.join(name), "metadata": {"chat_template": "chatml"}})
+    };
+    let subs = json!({"block": 5_301_000, "registered": 80,
+                      "submissions": [sub(1, "rp-llama-300"), sub(2, "rp-qwen2-120")]});
+    let subs_path = d.path().join("subs.json");
+    std::fs::write(&subs_path, subs.to_string()).unwrap();
+    let mut c = arena_cmd(&[
+        "round",
+        comp_path.to_str().unwrap(),
+        "--submissions",
+        subs_path.to_str().unwrap(),
+        "--block-hash",
+        "0x0c",
+        "--json",
+    ]);
+    c.args(["--plugin-dir", roleplay_plugin().parent().unwrap().to_str().unwrap()]);
+    c.env("ARENA_TEST_ROLEPLAY_KEY_VC", "sk-test-vc");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = stdout_json(&out);
+    for s in v["raw"]["submissions"].as_array().unwrap() {
+        assert!((s["tasks"]["judge"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12, "{v}");
+    }
+    assert_eq!(server.seen.lock().unwrap().len(), 12, "6 samples for each of 2 models");
+    // Equal scores: the earlier commit wins (the later one is x0.97); the owner keeps 0.75.
+    // Of 80 registered uids, uid 1 beats 78 (uid 2 and the 77 without a submission), uid 2 beats
+    // 77: softmax over win rates at T = 0.075 splits the quarter left after the burn.
+    let w: Vec<(u64, f64)> = v["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["uid"].as_u64().unwrap(), x["weight"].as_f64().unwrap()))
+        .collect();
+    let get = |uid: u64| w.iter().find(|x| x.0 == uid).map_or(0.0, |x| x.1);
+    assert!((get(74) - 0.75).abs() < 1e-12, "{w:?}");
+    assert!((get(1) + get(2) - 0.25).abs() < 1e-12, "{w:?}");
+    let ratio = ((78.0 - 77.0) / 79.0 / 0.075f64).exp();
+    assert!((get(1) / get(2) - ratio).abs() < 1e-9, "{w:?}");
+}
