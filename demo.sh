@@ -86,7 +86,7 @@ cat > "$work/submissions-roleplay.json" <<EOF
 ]}
 EOF
 echo "== round: arena round competitions/demo-roleplay.toml --submissions $work/submissions-roleplay.json"
-echo "   (eval score and creativity, vibe, latency, and coherence: conversations with the tiny judge as the user, then judged)"
+echo "   (eval score and creativity, vibe, and coherence: conversations with the tiny judge as the user, then judged)"
 "$arena" round competitions/demo-roleplay.toml --submissions "$work/submissions-roleplay.json" \
   --out "$work/round-roleplay.json" --jobs 2
 echo
