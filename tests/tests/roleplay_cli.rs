@@ -3,21 +3,55 @@
 //! simulator on loopback in place of OpenRouter, scored as the independent Python reference
 //! scores the same raw numbers.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use arena_e2e::chat::{ok, serve};
 use arena_e2e::{arena_cmd, repo_root, roleplay_plugin, stdout_json, text, tiny_roleplay_bin};
 use serde_json::{Value, json};
 
-#[test]
-fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
-    let d = tempfile::tempdir().unwrap();
-    let world = d.path().join("world");
+/// The tiny world (records and chat models, no judge) under `d/world`.
+fn world(d: &Path) -> PathBuf {
+    let world = d.join("world");
     let out = Command::new(tiny_roleplay_bin())
         .args(["--out", world.to_str().unwrap(), "--judge-steps", "0"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    world
+}
+
+/// `competitions/NAME` with each `from` replaced by `to` (each must occur), written to `d/NAME`.
+fn patched(d: &Path, name: &str, replacements: &[(&str, String)]) -> PathBuf {
+    let mut comp = std::fs::read_to_string(repo_root().join("competitions").join(name)).unwrap();
+    for (from, to) in replacements {
+        assert!(comp.contains(from), "{from}");
+        comp = comp.replace(from, to);
+    }
+    let path = d.join(name);
+    std::fs::write(&path, comp).unwrap();
+    path
+}
+
+/// `arena round COMP --submissions SUBS --block-hash HASH --json` with the roleplay plugin and
+/// `key` in the environment variable `var`; the report, after checking the key never shows.
+fn round(d: &Path, comp: &Path, subs: &Value, hash: &str, (var, key): (&str, &str)) -> Value {
+    let subs_path = d.join("subs.json");
+    std::fs::write(&subs_path, subs.to_string()).unwrap();
+    let mut c = arena_cmd(&["round", comp.to_str().unwrap(), "--submissions", subs_path.to_str().unwrap()]);
+    c.args(["--jobs", "2", "--block-hash", hash, "--json"]);
+    c.args(["--plugin-dir", roleplay_plugin().parent().unwrap().to_str().unwrap()]);
+    c.env(var, key);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(key), "the key leaked");
+    stdout_json(&out)
+}
+
+#[test]
+fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
+    let d = tempfile::tempdir().unwrap();
+    let world = world(d.path());
 
     // The judge says "coherent" to everything; the simulator always asks for more.
     let server = serve(|body, _| {
@@ -26,26 +60,24 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
     });
 
     let data = |f: &str| world.join("data").join(f).display().to_string();
-    let mut comp = std::fs::read_to_string(repo_root().join("competitions/roleplay.toml")).unwrap();
-    for (from, to) in [
-        ("DippyAI/dippy_synthetic_dataset_v1", data("eval.jsonl")),
-        ("DippyAI/personahub_augmented_v0", data("personahub.jsonl")),
-        ("https://openrouter.ai/api/v1", server.url.clone()),
-        ("OPENROUTER_API_KEY", "ARENA_TEST_ROLEPLAY_KEY".into()),
-        ("samples = 4096", "samples = 12".into()),
-        ("samples = 128", "samples = 12".into()),
-        ("samples = 256", "samples = 4".into()),
-        ("max_new_tokens = 1024", "max_new_tokens = 12".into()),
-        // The tiny models are f32, about 1 MB, with 512 positions.
-        ("sequence_length = 4096              # MAX_SEQ_LEN", "sequence_length = 512".into()),
-        ("min_bytes = \"10MiB\"", "min_bytes = \"1KiB\"".into()),
-        ("dtype = \"bfloat16\"", "dtype = \"float32\"".into()),
-    ] {
-        assert!(comp.contains(from), "{from}");
-        comp = comp.replace(from, &to);
-    }
-    let comp_path = d.path().join("roleplay.toml");
-    std::fs::write(&comp_path, comp).unwrap();
+    let comp_path = patched(
+        d.path(),
+        "roleplay.toml",
+        &[
+            ("DippyAI/dippy_synthetic_dataset_v1", data("eval.jsonl")),
+            ("DippyAI/personahub_augmented_v0", data("personahub.jsonl")),
+            ("https://openrouter.ai/api/v1", server.url.clone()),
+            ("OPENROUTER_API_KEY", "ARENA_TEST_ROLEPLAY_KEY".into()),
+            ("samples = 4096", "samples = 12".into()),
+            ("samples = 128", "samples = 12".into()),
+            ("samples = 256", "samples = 4".into()),
+            ("max_new_tokens = 1024", "max_new_tokens = 12".into()),
+            // The tiny models are f32, about 1 MB, with 512 positions.
+            ("sequence_length = 4096              # MAX_SEQ_LEN", "sequence_length = 512".into()),
+            ("min_bytes = \"10MiB\"", "min_bytes = \"1KiB\"".into()),
+            ("dtype = \"bfloat16\"", "dtype = \"float32\"".into()),
+        ],
+    );
 
     let models = world.join("models");
     let sub = |uid: u64, name: &str, template: &str| {
@@ -58,26 +90,7 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
         sub(3, "rp-llama-300", "chatml"),
         sub(4, "rp-qwen2-120", "qwen2dot5"),
     ]});
-    let subs_path = d.path().join("subs.json");
-    std::fs::write(&subs_path, subs.to_string()).unwrap();
-
-    let mut c = arena_cmd(&[
-        "round",
-        comp_path.to_str().unwrap(),
-        "--submissions",
-        subs_path.to_str().unwrap(),
-        "--jobs",
-        "2",
-        "--block-hash",
-        "0x0b",
-        "--json",
-    ]);
-    c.args(["--plugin-dir", roleplay_plugin().parent().unwrap().to_str().unwrap()]);
-    c.env("ARENA_TEST_ROLEPLAY_KEY", "sk-test-roleplay");
-    let out = c.output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(!text(&out).contains("sk-test-roleplay"), "the key leaked");
-    let v = stdout_json(&out);
+    let v = round(d.path(), &comp_path, &subs, "0x0b", ("ARENA_TEST_ROLEPLAY_KEY", "sk-test-roleplay"));
     let raw = v["raw"]["submissions"].as_array().unwrap();
     let task = |uid: u64, t: &str| {
         raw.iter().find(|s| s["uid"] == uid).unwrap()["tasks"][t]
@@ -123,34 +136,27 @@ fn the_v_a_competition_ranks_the_tiny_models_as_the_python_reference_does() {
 #[test]
 fn the_v_c_competition_scores_the_judges_win_rate_and_burns_to_the_owner() {
     let d = tempfile::tempdir().unwrap();
-    let world = d.path().join("world");
-    let out = Command::new(tiny_roleplay_bin())
-        .args(["--out", world.to_str().unwrap(), "--judge-steps", "0"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let world = world(d.path());
     // Every verdict: "generated" wins realism and coherency, "original" entertainment.
     let server = serve(|_, _| {
         ok(&json!({"realism_win": "generated", "entertainment_win": "original", "coherency_win": "generated",
                    "realism_win_reasoning": "", "entertainment_win_reasoning": "", "coherency_win_reasoning": ""})
         .to_string())
     });
-    let mut comp = std::fs::read_to_string(repo_root().join("competitions/roleplay-judge.toml")).unwrap();
-    for (from, to) in [
-        ("DippyAI/dippy_synthetic_dataset_v1", world.join("data/eval.jsonl").display().to_string()),
-        ("https://openrouter.ai/api/v1", server.url.clone()),
-        ("OPENROUTER_API_KEY", "ARENA_TEST_ROLEPLAY_KEY_VC".into()),
-        ("samples = 512", "samples = 6".into()),
-        ("max_new_tokens = 8192", "max_new_tokens = 12".into()),
-        ("min_bytes = \"40MiB\"", "min_bytes = \"1KiB\"".into()),
-        ("dtype = \"bfloat16\"", "dtype = \"float32\"".into()),
-        ("sequence_length = 8192", "sequence_length = 512".into()),
-    ] {
-        assert!(comp.contains(from), "{from}");
-        comp = comp.replace(from, &to);
-    }
-    let comp_path = d.path().join("roleplay-judge.toml");
-    std::fs::write(&comp_path, comp).unwrap();
+    let comp_path = patched(
+        d.path(),
+        "roleplay-judge.toml",
+        &[
+            ("DippyAI/dippy_synthetic_dataset_v1", world.join("data/eval.jsonl").display().to_string()),
+            ("https://openrouter.ai/api/v1", server.url.clone()),
+            ("OPENROUTER_API_KEY", "ARENA_TEST_ROLEPLAY_KEY_VC".into()),
+            ("samples = 512", "samples = 6".into()),
+            ("max_new_tokens = 8192", "max_new_tokens = 12".into()),
+            ("min_bytes = \"40MiB\"", "min_bytes = \"1KiB\"".into()),
+            ("dtype = \"bfloat16\"", "dtype = \"float32\"".into()),
+            ("sequence_length = 8192", "sequence_length = 512".into()),
+        ],
+    );
     let models = world.join("models");
     let sub = |uid: u64, name: &str| {
         json!({"uid": uid, "hotkey": name, "block": 5_300_000 + uid, "competition": "roleplay-judge",
@@ -158,22 +164,7 @@ fn the_v_c_competition_scores_the_judges_win_rate_and_burns_to_the_owner() {
     };
     let subs = json!({"block": 5_301_000, "registered": 80,
                       "submissions": [sub(1, "rp-llama-300"), sub(2, "rp-qwen2-120")]});
-    let subs_path = d.path().join("subs.json");
-    std::fs::write(&subs_path, subs.to_string()).unwrap();
-    let mut c = arena_cmd(&[
-        "round",
-        comp_path.to_str().unwrap(),
-        "--submissions",
-        subs_path.to_str().unwrap(),
-        "--block-hash",
-        "0x0c",
-        "--json",
-    ]);
-    c.args(["--plugin-dir", roleplay_plugin().parent().unwrap().to_str().unwrap()]);
-    c.env("ARENA_TEST_ROLEPLAY_KEY_VC", "sk-test-vc");
-    let out = c.output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v = stdout_json(&out);
+    let v = round(d.path(), &comp_path, &subs, "0x0c", ("ARENA_TEST_ROLEPLAY_KEY_VC", "sk-test-vc"));
     for s in v["raw"]["submissions"].as_array().unwrap() {
         assert!((s["tasks"]["judge"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12, "{v}");
     }
