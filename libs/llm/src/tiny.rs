@@ -330,6 +330,16 @@ pub fn train(
     Ok(losses)
 }
 
+/// Writes `rows` as JSON lines.
+pub fn write_jsonl(path: &Path, rows: impl IntoIterator<Item = Value>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for r in rows {
+        writeln!(f, "{r}")?;
+    }
+    f.flush()
+}
+
 /// What [`make_model`] produced.
 #[derive(Clone, Debug)]
 pub struct MadeModel {

@@ -24,7 +24,7 @@ use arena_plugin_api::{EvalOutput, EvalRequest, PluginError, Progress};
 use serde_json::json;
 
 use crate::data::{self, Sample};
-use crate::lm::Lm;
+use crate::lm::{Lm, encode_with};
 use crate::{EvalParams, records_of};
 
 /// A scored row: the truncated distribution's entropy and the target token's probability.
@@ -167,6 +167,9 @@ pub fn score(
             p.max_generation_length
         )));
     }
+    // The truncating tokenizers are built once, not cloned for every sample.
+    let ctx_tok = lm.truncating(max_len - p.max_generation_length)?;
+    let tgt_tok = lm.truncating(p.max_generation_length)?;
     let pad =
         lm.pad_id.ok_or_else(|| PluginError::invalid_submission("the tokenizer has no EOS or pad token"))?;
     let mut rows: Vec<Vec<Scored>> = Vec::with_capacity(drawn.len());
@@ -176,8 +179,8 @@ pub fn score(
         if progress.is_cancelled() {
             return Err(PluginError::cancelled());
         }
-        let ctx_ids = lm.encode(ctx, true, Some(max_len - p.max_generation_length))?;
-        let tgt_ids = lm.encode(target, false, Some(p.max_generation_length))?;
+        let ctx_ids = encode_with(&ctx_tok, ctx, true)?;
+        let tgt_ids = encode_with(&tgt_tok, target, false)?;
         let l = layout(&ctx_ids, &tgt_ids, p.max_generation_length, pad);
         let scored: Vec<Scored> = if l.targets.is_empty() {
             Vec::new()

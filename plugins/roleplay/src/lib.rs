@@ -331,9 +331,7 @@ fn check(kind: &Kind) -> Result<(), String> {
             if p.max_seq_len <= p.max_generation_length {
                 return Err("max_seq_len: must exceed max_generation_length".into());
             }
-            if p.samples == Some(0) {
-                return Err("samples: must be at least 1".into());
-            }
+            positive(p.samples.unwrap_or(1), "samples")?;
         }
         Kind::Vibe(p) => {
             positive(p.budget_batch, "budget_batch")?;
@@ -343,9 +341,7 @@ fn check(kind: &Kind) -> Result<(), String> {
             if !(p.length_diff_penalty_steepness.is_finite() && p.length_diff_penalty_steepness > 0.0) {
                 return Err("length_diff_penalty_steepness: must be positive".into());
             }
-            if p.samples == Some(0) {
-                return Err("samples: must be at least 1".into());
-            }
+            positive(p.samples.unwrap_or(1), "samples")?;
         }
         Kind::Coherence(p) => {
             p.judge.check("judge")?;
@@ -358,9 +354,7 @@ fn check(kind: &Kind) -> Result<(), String> {
                 return Err("simulator_temperature: must be a non-negative number".into());
             }
             rate(p.max_error_rate)?;
-            if p.samples == Some(0) {
-                return Err("samples: must be at least 1".into());
-            }
+            positive(p.samples.unwrap_or(1), "samples")?;
         }
         Kind::Judge(p) => {
             p.judge.check("judge")?;
@@ -375,9 +369,7 @@ fn check(kind: &Kind) -> Result<(), String> {
             }
             positive(p.max_new_tokens, "max_new_tokens")?;
             rate(p.max_error_rate)?;
-            if p.samples == Some(0) {
-                return Err("samples: must be at least 1".into());
-            }
+            positive(p.samples.unwrap_or(1), "samples")?;
         }
         Kind::Latency(p) => {
             positive(p.passes, "passes")?;

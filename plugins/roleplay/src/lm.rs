@@ -145,16 +145,16 @@ impl Lm {
     pub fn encode(&self, text: &str, special: bool, max: Option<usize>) -> Result<Vec<u32>, PluginError> {
         match max {
             None => arena_llm::encode(&self.lm.tokenizer, text, special).map_err(llm_err),
-            Some(m) => {
-                let mut tok = self.lm.tokenizer.clone();
-                tok.with_truncation(Some(tokenizers::TruncationParams {
-                    max_length: m,
-                    ..Default::default()
-                }))
-                .map_err(|e| PluginError::internal(format!("tokenizer truncation: {e}")))?;
-                arena_llm::encode(&tok, text, special).map_err(llm_err)
-            }
+            Some(m) => encode_with(&self.truncating(m)?, text, special),
         }
+    }
+
+    /// The tokenizer with right-side truncation to `max` tokens; build it once for many texts.
+    pub fn truncating(&self, max: usize) -> Result<tokenizers::Tokenizer, PluginError> {
+        let mut tok = self.lm.tokenizer.clone();
+        tok.with_truncation(Some(tokenizers::TruncationParams { max_length: max, ..Default::default() }))
+            .map_err(|e| PluginError::internal(format!("tokenizer truncation: {e}")))?;
+        Ok(tok)
     }
 
     /// `decode(ids, skip_special_tokens=True)`, with transformers' space clean-up when the
@@ -243,6 +243,11 @@ impl Lm {
         let logits = model.logits(&h).map_err(llm_err)?;
         logits.squeeze(0).and_then(|l| l.to_vec2::<f32>()).map_err(|e| llm_err(e.into()))
     }
+}
+
+/// Token ids of `text` with `tok` (from [`Lm::truncating`]).
+pub fn encode_with(tok: &tokenizers::Tokenizer, text: &str, special: bool) -> Result<Vec<u32>, PluginError> {
+    arena_llm::encode(tok, text, special).map_err(llm_err)
 }
 
 /// transformers' `clean_up_tokenization`.

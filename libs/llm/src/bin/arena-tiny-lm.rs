@@ -8,7 +8,6 @@
 //! `data/reference.jsonl`, and `models/<name>/` in Hugging Face layout: a llama model untrained,
 //! trained 40 and 300 steps, and a qwen2 model trained 120 steps, all sharing one tokenizer.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -40,27 +39,19 @@ const MODELS: [(&str, Family, usize); 4] = [
     ("qwen2-120", Family::Qwen2, 120),
 ];
 
-fn write_jsonl(
-    path: &std::path::Path,
-    rows: impl IntoIterator<Item = serde_json::Value>,
-) -> std::io::Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for r in rows {
-        writeln!(f, "{r}")?;
-    }
-    f.flush()
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data = args.out.join("data");
     std::fs::create_dir_all(&data)?;
     let train = tiny::training_corpus(args.seed, 2000);
     let eval = tiny::corpus(args.seed.wrapping_add(1), 64);
-    write_jsonl(&data.join("train.jsonl"), train.iter().map(|t| json!({ "text": t })))?;
-    write_jsonl(&data.join("eval.jsonl"), eval.iter().map(|t| json!({ "text": t })))?;
-    write_jsonl(&data.join("multiple_choice.jsonl"), tiny::multiple_choice(args.seed.wrapping_add(2), 16))?;
-    write_jsonl(&data.join("reference.jsonl"), tiny::reference_pairs(args.seed.wrapping_add(3), 16))?;
+    tiny::write_jsonl(&data.join("train.jsonl"), train.iter().map(|t| json!({ "text": t })))?;
+    tiny::write_jsonl(&data.join("eval.jsonl"), eval.iter().map(|t| json!({ "text": t })))?;
+    tiny::write_jsonl(
+        &data.join("multiple_choice.jsonl"),
+        tiny::multiple_choice(args.seed.wrapping_add(2), 16),
+    )?;
+    tiny::write_jsonl(&data.join("reference.jsonl"), tiny::reference_pairs(args.seed.wrapping_add(3), 16))?;
 
     let tokenizer = tiny::train_tokenizer(&train, 512, true)?;
     let qwen_tokenizer = tiny::train_tokenizer(&train, 512, false)?;

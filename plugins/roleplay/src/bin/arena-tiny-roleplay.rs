@@ -9,7 +9,6 @@
 //! and a qwen2 model trained 120 steps; and `models/rp-judge/`, a tiny judge and user simulator
 //! trained on the reference's coherence and simulator prompts (`--judge-steps 0`: none).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,22 +29,17 @@ struct Args {
     judge_steps: usize,
 }
 
-fn write_jsonl(path: &std::path::Path, rows: &[serde_json::Value]) -> std::io::Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for r in rows {
-        writeln!(f, "{r}")?;
-    }
-    f.flush()
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data = args.out.join("data");
     std::fs::create_dir_all(&data)?;
     let train = tiny::records(args.seed, 600);
-    write_jsonl(&data.join("train.jsonl"), &train)?;
-    write_jsonl(&data.join("eval.jsonl"), &tiny::records(args.seed.wrapping_add(1), 48))?;
-    write_jsonl(&data.join("personahub.jsonl"), &tiny::records(args.seed.wrapping_add(2), 16))?;
+    arena_llm::tiny::write_jsonl(&data.join("train.jsonl"), train.iter().cloned())?;
+    arena_llm::tiny::write_jsonl(&data.join("eval.jsonl"), tiny::records(args.seed.wrapping_add(1), 48))?;
+    arena_llm::tiny::write_jsonl(
+        &data.join("personahub.jsonl"),
+        tiny::records(args.seed.wrapping_add(2), 16),
+    )?;
     let started = Instant::now();
     let made =
         tiny::make_models(&args.out.join("models"), &train, args.judge_steps, args.seed.wrapping_add(3))?;
