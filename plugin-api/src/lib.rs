@@ -30,6 +30,9 @@ pub mod splitmix;
 
 pub use loader::{ForeignPlugin, LoadError, load_plugin};
 pub use types::*;
+/// The serde and serde_json this crate speaks, so a plugin can depend on `arena-plugin-api`
+/// alone (derive with `#[serde(crate = "arena_plugin_api::serde")]`).
+pub use {serde, serde_json};
 
 /// The ABI version this crate speaks, as semver. Libraries are compatible when this version is
 /// semver-compatible with the one the host was built with (same major). The root module carries

@@ -206,6 +206,16 @@ pub fn external_plugin(crate_dir: &str, stem: &str, features: &[&str]) -> PathBu
     copy
 }
 
+/// Runs a crate's own tests outside the workspace (`cargo test`), as its author would.
+pub fn external_test(crate_dir: &str) {
+    let mut c = cargo();
+    c.current_dir(repo_root().join(crate_dir))
+        .args(["test", "--quiet"])
+        .arg("--target-dir")
+        .arg(target_dir().join("external"));
+    run_cargo(c, crate_dir);
+}
+
 /// The third-party example plugin, built as its author would.
 pub fn third_party_plugin() -> PathBuf {
     external_plugin("examples/third-party-plugin", "logreg_probe", &[])

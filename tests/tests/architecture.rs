@@ -84,6 +84,14 @@ fn yuma_is_a_leaf_on_fixed_point_and_serde() {
 }
 
 #[test]
+fn the_report_draws_and_knows_neither_async_chain_runtime_nor_terminal() {
+    let g = normal_deps();
+    let mut forbidden = vec!["tokio", "subxt", "arena-runtime", "arena-chain", "arena-store", "arena-cli"];
+    forbidden.extend(CLI_ONLY);
+    refuse(&g, "arena-report", &forbidden, "arena-report turns round JSON into pages and pictures");
+}
+
+#[test]
 fn the_chain_knows_neither_core_nor_runtime_and_only_the_cli_knows_the_terminal() {
     let g = normal_deps();
     refuse(
@@ -139,7 +147,7 @@ fn sources(krate: &str) -> Vec<(String, String)> {
 fn only_the_runtime_loads_plugins_or_spawns_workers_and_no_library_makes_a_tokio_runtime() {
     let loading = ["load_plugin(", "Supervisor {", "Command::new("];
     let runtimes = ["runtime::Builder", "Runtime::new(", "#[tokio::main]"];
-    for krate in ["core", "yuma", "chain", "runtime", "cli"] {
+    for krate in ["core", "yuma", "chain", "runtime", "report", "cli"] {
         for (file, text) in sources(krate) {
             if krate != "runtime" {
                 for p in loading {

@@ -42,3 +42,54 @@ fn third_party_plugin_builds_loads_and_scores() {
         }
     }
 }
+
+/// `arena plugin new`: the crate it makes builds with plain `cargo build`, its own test passes,
+/// and the library loads and scores at once.
+#[test]
+fn a_new_plugin_builds_as_made_passes_its_test_and_loads() {
+    let w = tempfile::tempdir().unwrap();
+    let dir = w.path().join("mae-probe");
+    let out = arena(&["plugin", "new", "mae-probe", "--path", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let deps = &manifest[manifest.find("[dependencies]").unwrap()..manifest.find("# Plugins catch").unwrap()];
+    assert_eq!(deps.lines().filter(|l| l.contains('=')).count(), 1, "arena-plugin-api alone: {deps}");
+    // Made twice: refused, the first left as it was.
+    let again = arena(&["plugin", "new", "mae-probe", "--path", dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again).contains("exists already"), "{}", text(&again));
+    assert!(!arena(&["plugin", "new", "9lives"]).status.success(), "a name must start with a letter");
+
+    let lib = external_plugin(dir.to_str().unwrap(), "mae_probe", &[]);
+    external_test(dir.to_str().unwrap());
+    let v = stdout_json(&arena(&["plugins", "inspect", lib.to_str().unwrap(), "--json"]));
+    assert_eq!(v["name"], "mae-probe");
+    assert_eq!(v["abi_version"], arena_plugin_api::ABI_VERSION);
+    assert_eq!(v["tasks"][0]["name"], "mean-abs-error");
+    assert_eq!(v["tasks"][0]["params_schema"]["properties"]["scale"]["default"], 1.0);
+
+    let sub = w.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("prediction.json"), r#"{"value": 3.0}"#).unwrap();
+    let samples = w.path().join("samples.jsonl");
+    std::fs::write(&samples, "{\"target\": 1.0}\n{\"target\": 6.0}\n").unwrap();
+    let out = eval(
+        &lib,
+        "mean-abs-error",
+        &[
+            "--submission",
+            sub.to_str().unwrap(),
+            "--samples",
+            samples.to_str().unwrap(),
+            "--params",
+            r#"{"scale": 2}"#,
+            "--isolated",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let r = &stdout_json(&out)["results"][0]["output"];
+    // |3-1|·2 and |3-6|·2, averaged: 5.
+    assert_eq!(r["raw_score"], json!(5.0), "{r}");
+    assert_eq!(r["per_sample"], json!([4.0, 6.0]));
+}

@@ -323,6 +323,21 @@ fn a_validator_evaluates_committed_models_and_an_epoch_pays_the_best() {
     assert!(human.contains("4:65535"), "{human}");
     assert!(human.contains("predicted vtrust: 1.0000 (now "), "{human}");
     assert!(human.contains("0.0% of its weight beyond consensus"), "{human}");
+
+    // `arena report --store`: the newest round in full, the rounds over time; uid 4 first.
+    let page = w.dir.join("report.html");
+    let store = w.dir.join("val.sqlite");
+    w.ok(&["report", "--store", store.to_str().unwrap(), "--out", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<section id=\"history\">"), "no history over rounds");
+    let board = &html[html.find("<table class=\"leaderboard\">").unwrap()..];
+    assert!(board.starts_with("<table class=\"leaderboard\"><tr><th>rank</th>"));
+    assert!(
+        board[board.find("</tr>").unwrap()..]
+            .trim_start_matches("</tr>\n")
+            .starts_with("<tr data-uid=\"4\">"),
+        "{board}"
+    );
 }
 
 #[test]
@@ -558,6 +573,15 @@ fn sigterm_stops_the_validator_and_its_running_job_goes_back_without_an_attempt(
     assert!(metrics.contains("arena_validator_block "), "{metrics}");
     assert!(metrics.contains("arena_validator_store_bytes "), "{metrics}");
     assert!(http_get(&addr, "/other").starts_with("HTTP/1.1 404"));
+    // The status page beside them, live from the store, and its JSON.
+    let page = http_get(&addr, "/");
+    assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("Content-Type: text/html"), "{page}");
+    assert!(page.contains("<h1>arena validator</h1>") && page.contains("Recent rounds"), "{page}");
+    assert!(page.contains("running 1"), "the running job is not on the page: {page}");
+    let js = http_get(&addr, "/status.json");
+    let body: Value = serde_json::from_str(&js[js.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(body["jobs"]["running"], 1, "{body:#}");
+    assert!(http_get(&addr, "/").contains("<th class=\"l\">metrics</th>"));
     // SAFETY: a plain syscall on the child this test started.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let stopped = Instant::now();

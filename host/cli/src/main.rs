@@ -23,8 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Find, load and describe evaluation plugins.
-    #[command(subcommand)]
+    /// Find, load and describe evaluation plugins; make a new one (`arena plugin new`).
+    #[command(subcommand, visible_alias = "plugin")]
     Plugins(commands::plugins::PluginsCommand),
     /// Evaluate one or more submissions with a plugin task, exactly as a validator would.
     Eval(commands::eval::EvalArgs),
@@ -37,6 +37,11 @@ enum Command {
     /// weights and the round's digest. Exit status 0 when the round completed (failed
     /// submissions included), 2 for bad input.
     Round(commands::round::RoundArgs),
+    /// Rounds as one self-contained HTML page: per competition the leaderboard and why each
+    /// uid got its weight, each task's raw and normalized scores, who beats whom, weights float
+    /// and u16; with a store, scores and weights over rounds; with --yuma, the incentive and
+    /// dividends arena's Yuma predicts. --png writes each plot as a PNG.
+    Report(commands::report::ReportArgs),
     /// Dry-run the incentive mechanism from raw task scores, without models: totals, win
     /// rates, competition weights, and the weight vector (float and u16) set on chain.
     Score(commands::score::ScoreArgs),
@@ -93,10 +98,12 @@ fn main() -> ExitCode {
         Command::Plugins(commands::plugins::PluginsCommand::Inspect { path, json }) => {
             commands::plugins::inspect(&path, json)
         }
+        Command::Plugins(commands::plugins::PluginsCommand::New(args)) => commands::plugin_new::exec(args),
         Command::Eval(args) => commands::eval::exec(args),
         Command::Check(args) => commands::check::exec(args),
         Command::Round(args) => runtime().and_then(|rt| rt.block_on(commands::round::exec(args))),
         Command::Score(args) => commands::score::exec(args),
+        Command::Report(args) => runtime().and_then(|rt| rt.block_on(commands::report::exec(args))),
         Command::Yuma(args) => commands::yuma::exec(args),
         Command::Chain(cmd) => runtime().and_then(|rt| rt.block_on(commands::chain::exec(cmd))),
         Command::Commit(args) => runtime().and_then(|rt| rt.block_on(commands::commit::exec(args))),

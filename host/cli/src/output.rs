@@ -232,3 +232,12 @@ pub fn diagnostics(diags: &[Diagnostic], sources: &[SourceText], color: bool) ->
     }
     out
 }
+
+/// Writes `text` and a newline to `path` through a temporary file renamed into place, so the
+/// file is either the old one or the whole new one.
+pub fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{text}\n"))?;
+    std::fs::rename(&tmp, path)
+}

@@ -62,6 +62,11 @@ pub struct CompetitionReport {
     /// Uids not evaluated this round that keep a weight through the EMA (uid → weight).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub carried: BTreeMap<Uid, f64>,
+    /// The pairwise comparisons behind the win rates: `beats[i][j]` is 1 when submission i beats
+    /// submission j (epsilon advantage and direction applied), in `submissions`' order. Reports
+    /// draw it; it is not part of the round's digest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub beats: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,6 +188,7 @@ pub fn score_with(
             submissions: Vec::new(),
             pending: Vec::new(),
             carried: BTreeMap::new(),
+            beats: Vec::new(),
         };
         if !active {
             // taoverse `reset_competitions`: an inactive competition's EMA is dropped.
@@ -223,6 +229,7 @@ pub fn score_with(
             }
         };
         let rows = scorer.round(&eligible, block, unsubmitted);
+        report.beats = scorer.beats(&rows, block);
         let (ema, weights) = scorer.weights(&rows, state.competitions.get(&comp.id));
         if !rows.is_empty() {
             state.competitions.insert(comp.id.clone(), ema);

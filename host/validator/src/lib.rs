@@ -152,9 +152,9 @@ pub async fn run(settings: Settings) -> Result<Exit> {
 
     let metrics = metrics::Metrics::new();
     if !service.metrics.is_empty() {
-        match metrics::serve(&service.metrics, Arc::clone(&metrics)).await {
+        match metrics::serve(&service.metrics, Arc::clone(&metrics), Arc::clone(&store)).await {
             Ok(addr) => {
-                tracing::info!("metrics: http://{addr}/metrics");
+                tracing::info!("status: http://{addr}/ (metrics: /metrics)");
                 store.put(METRICS_KEY, &addr.to_string(), now_ms()).await?;
             }
             Err(e) => tracing::warn!("metrics: {e:#}; the validator runs without them"),

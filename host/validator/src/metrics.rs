@@ -1,12 +1,15 @@
 //! The validator's Prometheus metrics (`prometheus-client`), served at `/metrics` on the
-//! address `service.metrics` names (loopback by default). Read-only, and nothing secret is in
-//! it: blocks, jobs, evaluation times, weight-setting outcomes, predicted vtrust, store size.
+//! address `service.metrics` names (loopback by default), beside the status page (`/`, HTML)
+//! and its JSON (`/status.json`), both read from the store at each request. Read-only, and
+//! nothing secret is in them: blocks, jobs, evaluation times, weight-setting outcomes,
+//! predicted vtrust, store size, rounds and their scores.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use arena_store::Store;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -111,9 +114,16 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` on `addr` until the process ends; returns the address bound (a port of 0
-/// picks a free one).
-pub async fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<std::net::SocketAddr> {
+/// Rounds the status page reads.
+const PAGE_ROUNDS: u32 = 10;
+
+/// Serves `/metrics`, `/` and `/status.json` on `addr` until the process ends; returns the
+/// address bound (a port of 0 picks a free one).
+pub async fn serve<S: Store + 'static>(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    store: Arc<S>,
+) -> Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
@@ -123,17 +133,21 @@ pub async fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<std::net::Socket
                 continue;
             };
             let m = Arc::clone(&metrics);
+            let store = Arc::clone(&store);
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(5), answer(&mut socket, &m)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), answer(&mut socket, &m, store.as_ref()))
+                        .await;
             });
         }
     });
     Ok(local)
 }
 
-/// One HTTP/1.1 exchange: `GET /metrics` gets the metrics, anything else a 404; then the
-/// connection closes. Requests larger than 8 KiB are not read past that.
-async fn answer(socket: &mut tokio::net::TcpStream, m: &Metrics) -> std::io::Result<()> {
+/// One HTTP/1.1 exchange: `GET /metrics` gets the metrics, `GET /` the status page, `GET
+/// /status.json` its JSON, anything else a 404; then the connection closes. Requests larger than
+/// 8 KiB are not read past that.
+async fn answer(socket: &mut tokio::net::TcpStream, m: &Metrics, store: &dyn Store) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     let mut n = 0;
     while n < buf.len() {
@@ -154,8 +168,27 @@ async fn answer(socket: &mut tokio::net::TcpStream, m: &Metrics) -> std::io::Res
         ("GET", "/metrics") => {
             ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", m.encode())
         }
-        ("GET", _) => ("404 Not Found", "text/plain; charset=utf-8", "not found: see /metrics\n".into()),
-        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", "read-only: GET /metrics\n".into()),
+        ("GET", "/") => match crate::status::page(store, PAGE_ROUNDS, crate::now_ms()).await {
+            Ok(html) => ("200 OK", "text/html; charset=utf-8", html),
+            Err(e) => unavailable(&e),
+        },
+        ("GET", "/status.json") => match crate::status::status(store, PAGE_ROUNDS).await {
+            Ok(st) => match serde_json::to_string_pretty(&st) {
+                Ok(json) => ("200 OK", "application/json", json + "\n"),
+                Err(e) => unavailable(&e.into()),
+            },
+            Err(e) => unavailable(&e),
+        },
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: see /, /status.json, /metrics\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "read-only: GET /, /status.json, /metrics\n".into(),
+        ),
     };
     let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -163,4 +196,13 @@ async fn answer(socket: &mut tokio::net::TcpStream, m: &Metrics) -> std::io::Res
     );
     socket.write_all(reply.as_bytes()).await?;
     socket.shutdown().await
+}
+
+/// A 503 with why the store could not be read (busy, or a round the page cannot read).
+fn unavailable(e: &anyhow::Error) -> (&'static str, &'static str, String) {
+    (
+        "503 Service Unavailable",
+        "text/plain; charset=utf-8",
+        format!("the status cannot be read now: {e:#}\n"),
+    )
 }

@@ -134,3 +134,106 @@ pub async fn status(store: &dyn Store, rounds: u32) -> Result<Status> {
         store_bytes: store.size_bytes().await?,
     })
 }
+
+/// The scored rounds among the store's newest `limit`, oldest first, as reports read them.
+pub async fn stored_rounds(store: &dyn Store, limit: u32) -> Result<Vec<arena_report::Round>> {
+    let rows = store.rounds(limit.max(1)).await?;
+    let mut out = Vec::new();
+    for r in rows.iter().rev() {
+        if let Some(text) = &r.report {
+            out.push(arena_report::Round::parse(text, &format!("the stored round at block {}", r.block))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The live status page (`GET /` beside `/metrics`): the store's status first, then the newest
+/// scored round in full and the recent rounds over time, as `arena report` draws them. Built
+/// from the store alone: no key, no secret is in it.
+pub async fn page(store: &dyn Store, rounds: u32, now_ms: u64) -> Result<String> {
+    let st = status(store, rounds).await?;
+    let history = stored_rounds(store, rounds).await?;
+    let detailed = history.last().cloned().into_iter().collect();
+    let report = arena_report::Report {
+        title: "arena validator".into(),
+        detailed,
+        history,
+        status: Some(status_html(&st, now_ms)),
+        refresh_seconds: Some(30),
+        notes: vec![
+            "live from the validator's store; reloads every 30 s; the same as JSON at /status.json".into(),
+        ],
+        ..Default::default()
+    };
+    Ok(report.html())
+}
+
+fn status_html(st: &Status, now_ms: u64) -> String {
+    use arena_report::html::esc;
+    use std::fmt::Write;
+    let mut h = String::from("<section id=\"status\"><h2>Validator</h2><table class=\"status\">\n");
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(h, "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>", esc(k), esc(&v));
+    };
+    if let Some(c) = &st.chain {
+        let block = c.get("block").and_then(|v| v.as_u64());
+        let moved = c.get("moved_ms").and_then(|v| v.as_u64());
+        row(
+            "chain block",
+            match (block, moved) {
+                (Some(b), Some(m)) => format!("{b} (moved {} s ago)", now_ms.saturating_sub(m) / 1000),
+                (Some(b), None) => b.to_string(),
+                _ => "unknown".into(),
+            },
+        );
+    }
+    let jobs: Vec<String> = st.jobs.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    row("jobs", if jobs.is_empty() { "none".into() } else { jobs.join(", ") });
+    if let Some(w) = &st.last_weights {
+        row(
+            "last weights",
+            format!("round at block {}: {} uid(s); {}", w.round_block, w.weights.len(), w.outcome),
+        );
+    }
+    if let Some(v) = &st.predicted_vtrust {
+        row("predicted vtrust", v.to_string());
+    }
+    if let Some(m) = &st.metrics {
+        row("metrics", format!("http://{m}/metrics"));
+    }
+    row("store", format!("{} bytes", st.store_bytes));
+    h.push_str("</table>\n<h3>Recent rounds</h3><table class=\"rounds\"><tr><th>block</th><th class=\"l\">state</th><th class=\"l\">digest</th><th class=\"l\">failed runs</th></tr>\n");
+    for r in &st.rounds {
+        let state = match &r.reason {
+            Some(why) => format!("{:?}: {why}", r.state),
+            None => format!("{:?}", r.state),
+        };
+        let _ = writeln!(
+            h,
+            "<tr data-block=\"{}\"><td>{}</td><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td class=\"l\">{}</td></tr>",
+            r.block,
+            r.block,
+            esc(&state.to_lowercase()),
+            esc(r.digest.as_deref().unwrap_or("")),
+            esc(&r.failed_runs.join("; "))
+        );
+    }
+    h.push_str("</table>\n");
+    if !st.open_jobs.is_empty() {
+        h.push_str("<h3>Open jobs</h3><table class=\"jobs\"><tr><th>job</th><th class=\"l\">state</th><th>attempt</th><th class=\"l\">last error</th></tr>\n");
+        for j in &st.open_jobs {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td>{}/{}</td><td class=\"l\">{}</td></tr>",
+                j.id,
+                esc(&j.state),
+                j.attempt,
+                j.max_attempts,
+                esc(j.last_error.as_deref().unwrap_or(""))
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("</section>\n");
+    h
+}

@@ -1,4 +1,4 @@
-//! `arena plugins list|inspect`.
+//! `arena plugins list|inspect|new` (`new` in `plugin_new.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,6 +27,9 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a plugin crate from a template: depends on arena-plugin-api alone, one task kind
+    /// with a JSON Schema, a test and a README; it builds with a plain `cargo build`.
+    New(super::plugin_new::NewArgs),
 }
 
 fn plugin_json(p: &ProbedPlugin) -> Value {

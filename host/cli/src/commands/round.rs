@@ -182,12 +182,12 @@ pub async fn exec(args: RoundArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!(e))?;
 
     if let Some(p) = &args.state {
-        write_atomic(p, &serde_json::to_string_pretty(&state)?)
+        crate::output::write_atomic(p, &serde_json::to_string_pretty(&state)?)
             .with_context(|| format!("writing the state {}", p.display()))?;
     }
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(p) = &args.out {
-        write_atomic(p, &json).with_context(|| format!("writing {}", p.display()))?;
+        crate::output::write_atomic(p, &json).with_context(|| format!("writing {}", p.display()))?;
     }
     if args.json {
         println!("{json}");
@@ -256,13 +256,6 @@ async fn from_chain(
         registered: Some(metagraph.neurons.len()),
         submissions,
     })
-}
-
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, format!("{text}\n"))?;
-    std::fs::rename(&tmp, path)
 }
 
 fn print_runs(report: &round::RoundReport) {

@@ -504,7 +504,8 @@ pub struct Service {
     pub attempts: u32,
     /// Seconds before a failed job's next attempt (doubled at each attempt, at most 15 minutes).
     pub retry_backoff: f64,
-    /// Where `/metrics` (Prometheus) is served, `HOST:PORT`; loopback by default, empty for none.
+    /// Where `/metrics` (Prometheus), the status page `/` and its JSON `/status.json` are
+    /// served, `HOST:PORT`; loopback by default, empty for none. Read-only, nothing secret.
     pub metrics: String,
     /// Rounds kept in the store (the newest); older ones go, with the results no kept round
     /// uses, so the store stays the same size however long the validator runs.

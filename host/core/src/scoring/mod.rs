@@ -495,6 +495,33 @@ impl<'a> Scorer<'a> {
         rows
     }
 
+    /// Every pairwise comparison of a round's rows (as [`Scorer::round`] made them):
+    /// `out[i][j]` is 1 when row i beats row j at `current_block`, the same test the win rates
+    /// count; the diagonal is 0.
+    pub fn beats(&self, rows: &[Scored], current_block: u64) -> Vec<Vec<u8>> {
+        let comp = self.competition;
+        let c = |r: &Scored| Contestant { total: r.total, block: r.block };
+        rows.iter()
+            .enumerate()
+            .map(|(i, a)| {
+                rows.iter()
+                    .enumerate()
+                    .map(|(j, b)| {
+                        let won = i != j
+                            && beats(
+                                c(a),
+                                c(b),
+                                &comp.ranking.advantage,
+                                comp.score.direction,
+                                current_block,
+                            );
+                        u8::from(won)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// EMA, threshold and burn: from this round's step weights (and the previous EMA state)
     /// to the competition's weights. Returns (new EMA state, competition weights).
     pub fn weights(
