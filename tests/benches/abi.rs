@@ -71,7 +71,7 @@ fn main() {
         println!("{n:>8}  {:>12}  {:>12}  {:>7.2}x", fmt(d), fmt(a), a.as_secs_f64() / d.as_secs_f64());
     }
 
-    let sup = Supervisor { worker_exe: arena_bin() };
+    let sup = Supervisor { worker_exe: arena_bin(), env: Vec::new() };
     let job = Job {
         plugin: lib.clone(),
         plugin_sha256: None,

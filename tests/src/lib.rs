@@ -294,6 +294,30 @@ pub fn tiny_detect_bin() -> PathBuf {
     workspace_artifact("arena-detector", "arena-tiny-detect")
 }
 
+/// The detector plugin's generated benchmark and tiny detectors (`arena-tiny-detect --per-dataset
+/// 12`), made once per build of the generator and shared by the test binaries: kept under the
+/// target directory with a marker naming the generator's size and time, written through a
+/// temporary directory renamed into place.
+pub fn tiny_detect_dir() -> PathBuf {
+    let bin = tiny_detect_bin();
+    let meta = std::fs::metadata(&bin).unwrap();
+    let stamp = format!("{} {:?}", meta.len(), meta.modified().unwrap());
+    let dir = target_dir().join("arena-e2e-detector");
+    let marker = dir.join(".made-by");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == stamp) {
+        return dir;
+    }
+    let tmp = target_dir().join(format!(".arena-e2e-detector.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let out =
+        Command::new(&bin).args(["--out", tmp.to_str().unwrap(), "--per-dataset", "12"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(tmp.join(".made-by"), &stamp).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).unwrap();
+    dir
+}
+
 /// The shape of a JSON value: every object's keys with the shapes of their values, arrays as
 /// the union of their elements' shapes, scalars as their type names (`"number|null"` where
 /// both occur). What a `--json` output promises its users, without its numbers.

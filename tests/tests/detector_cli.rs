@@ -8,19 +8,10 @@ use std::sync::OnceLock;
 use arena_e2e::*;
 use serde_json::Value;
 
-/// The benchmark and the four tiny detectors, generated once per test process.
+/// The benchmark and the four tiny detectors, generated once per build of the generator.
 fn workdir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = target_dir().join("arena-e2e-detector");
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = std::process::Command::new(tiny_detect_bin())
-            .args(["--out", dir.to_str().unwrap(), "--per-dataset", "12"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        dir
-    })
+    DIR.get_or_init(tiny_detect_dir)
 }
 
 const MODELS: [&str; 4] = ["detector-untrained", "detector-10", "detector-40", "detector-160"];

@@ -92,4 +92,22 @@ fn a_new_plugin_builds_as_made_passes_its_test_and_loads() {
     // |3-1|·2 and |3-6|·2, averaged: 5.
     assert_eq!(r["raw_score"], json!(5.0), "{r}");
     assert_eq!(r["per_sample"], json!([4.0, 6.0]));
+
+    // The conformance suite on the example inputs the template ships: every check runs and
+    // passes (the second of README's two commands).
+    let out = arena(&[
+        "plugin",
+        "test",
+        lib.to_str().unwrap(),
+        "--submission",
+        dir.join("example/submission").to_str().unwrap(),
+        "--samples",
+        dir.join("example/samples.jsonl").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let checks = stdout_json(&out)["checks"].as_array().unwrap().clone();
+    let names: Vec<&str> = checks.iter().map(|c| c["check"].as_str().unwrap()).collect();
+    assert_eq!(names, arena_runtime::conformance::CHECKS);
+    assert!(checks.iter().all(|c| c["verdict"] == "pass"), "{checks:#?}");
 }

@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Find, load and describe evaluation plugins; make a new one (`arena plugin new`).
+    /// Find, load and describe evaluation plugins; make a new one (`arena plugin new`) and test
+    /// one against the conformance suite (`arena plugin test`).
     #[command(subcommand, visible_alias = "plugin")]
     Plugins(commands::plugins::PluginsCommand),
     /// Evaluate one or more submissions with a plugin task, exactly as a validator would.
@@ -99,6 +100,7 @@ fn main() -> ExitCode {
             commands::plugins::inspect(&path, json)
         }
         Command::Plugins(commands::plugins::PluginsCommand::New(args)) => commands::plugin_new::exec(args),
+        Command::Plugins(commands::plugins::PluginsCommand::Test(args)) => commands::plugin_test::exec(args),
         Command::Eval(args) => commands::eval::exec(args),
         Command::Check(args) => commands::check::exec(args),
         Command::Round(args) => runtime().and_then(|rt| rt.block_on(commands::round::exec(args))),

@@ -265,57 +265,49 @@ fn history_plots(rounds: &[Round]) -> Vec<Plot> {
         }
     }
     for cid in comps {
-        let mut uids: Vec<u16> = rounds
+        let uids = rounds
             .iter()
             .flat_map(|r| r.competitions.iter().filter(|c| c.id == cid))
-            .flat_map(|c| c.submissions.iter().map(|s| s.uid))
-            .collect();
-        uids.sort_unstable();
-        uids.dedup();
-        if uids.is_empty() {
+            .flat_map(|c| c.submissions.iter().map(|s| s.uid));
+        let series = per_uid(uids, |u| {
+            rounds
+                .iter()
+                .map(|r| {
+                    r.competitions
+                        .iter()
+                        .find(|c| c.id == cid)
+                        .and_then(|c| c.submissions.iter().find(|s| s.uid == u))
+                        .and_then(|s| s.total)
+                })
+                .collect()
+        });
+        if series.is_empty() {
             continue;
         }
-        let series = uids
-            .iter()
-            .map(|&u| Series {
-                name: format!("uid {u}"),
-                values: rounds
-                    .iter()
-                    .map(|r| {
-                        r.competitions
-                            .iter()
-                            .find(|c| c.id == cid)
-                            .and_then(|c| c.submissions.iter().find(|s| s.uid == u))
-                            .and_then(|s| s.total)
-                    })
-                    .collect(),
-            })
-            .collect();
         out.push(Plot {
             id: format!("history-{}-total", slug(cid)),
             title: format!("{cid}: total score per uid"),
             kind: Kind::Lines { x: x.clone(), series, y: "total".into() },
         });
     }
-    let mut uids: Vec<u16> = rounds.iter().flat_map(|r| r.weights.iter().map(|w| w.uid)).collect();
-    uids.sort_unstable();
-    uids.dedup();
-    let series = uids
-        .iter()
-        .map(|&u| Series {
-            name: format!("uid {u}"),
-            values: rounds
-                .iter()
-                .map(|r| Some(r.weights.iter().find(|w| w.uid == u).map_or(0.0, |w| w.weight)))
-                .collect(),
-        })
-        .collect();
+    let uids = rounds.iter().flat_map(|r| r.weights.iter().map(|w| w.uid));
+    let series = per_uid(uids, |u| {
+        rounds.iter().map(|r| Some(r.weights.iter().find(|w| w.uid == u).map_or(0.0, |w| w.weight))).collect()
+    });
     out.push(Plot {
         id: "history-weights".into(),
         title: "final weight per uid".into(),
         kind: Kind::Lines { x, series, y: "weight".into() },
     });
     out
+}
+
+/// One series per distinct uid, in uid order, its values from `values`.
+fn per_uid(uids: impl Iterator<Item = u16>, values: impl Fn(u16) -> Vec<Option<f64>>) -> Vec<Series> {
+    let mut uids: Vec<u16> = uids.collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids.into_iter().map(|u| Series { name: format!("uid {u}"), values: values(u) }).collect()
 }
 
 fn yuma_plot(epoch: &EpochResult) -> Plot {

@@ -4,7 +4,9 @@
 //! and later may write `{"cancel":true}`; closing stdin also cancels. The worker answers on its
 //! stdout with [`WorkerEvent`]s: progress reports, then exactly one `result` or `error`. The
 //! worker moves the plugin's own stdout writes to stderr before loading it, so a plugin's
-//! `println!` cannot forge a protocol line.
+//! `println!` cannot forge a protocol line; it counts them, and says how many bytes there were
+//! (a `stdout` event before the last one), since a plugin that writes to stdout is a plugin that
+//! breaks a miner's `--json` when it runs in-process.
 //!
 //! The child runs in its own process group (so a terminal Ctrl-C reaches only the host, which
 //! cancels cleanly), dies with the host (`PR_SET_PDEATHSIG`), has its address space limited
@@ -52,6 +54,11 @@ pub enum WorkerEvent {
         kind: FailureKind,
         message: String,
     },
+    /// The plugin wrote `bytes` bytes to its stdout (moved to stderr); `head` is how they began.
+    Stdout {
+        bytes: u64,
+        head: String,
+    },
 }
 
 /// A line the host writes to the worker after the job.
@@ -62,26 +69,38 @@ pub struct HostCommand {
 }
 
 /// Runs jobs in worker processes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Supervisor {
     /// The executable that provides `worker` (the `arena` binary).
     pub worker_exe: PathBuf,
+    /// Environment variables set in each worker, over the host's.
+    pub env: Vec<(String, String)>,
+}
+
+/// One job as the supervisor saw it: its outcome, and what else the worker said.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub result: Result<EvalOutput, JobFailure>,
+    /// The time the worker spent in the plugin's own code, when it said.
+    pub plugin_time: Option<Duration>,
+    /// Bytes the plugin wrote to stdout, and how they began.
+    pub stdout: Option<(u64, String)>,
 }
 
 impl Supervisor {
     /// A supervisor whose workers are this executable (`arena worker`).
     pub fn current_exe() -> std::io::Result<Self> {
-        Ok(Supervisor { worker_exe: std::env::current_exe()? })
+        Ok(Supervisor { worker_exe: std::env::current_exe()?, env: Vec::new() })
     }
 
     /// The supervisor plugin probes use: `$ARENA_WORKER_EXE`, else this executable when it is
     /// the `arena` binary; none in another program (a test harness has no `worker` command).
     pub fn for_probes() -> Option<Self> {
         if let Some(exe) = std::env::var_os("ARENA_WORKER_EXE") {
-            return Some(Supervisor { worker_exe: PathBuf::from(exe) });
+            return Some(Supervisor { worker_exe: PathBuf::from(exe), env: Vec::new() });
         }
         let exe = std::env::current_exe().ok()?;
-        (exe.file_stem()? == "arena").then_some(Supervisor { worker_exe: exe })
+        (exe.file_stem()? == "arena").then_some(Supervisor { worker_exe: exe, env: Vec::new() })
     }
 
     /// What the library at `path` declares, learnt by a worker that loads it.
@@ -131,11 +150,18 @@ impl Supervisor {
         limits: JobLimits,
         progress: &dyn Progress,
     ) -> (Result<EvalOutput, JobFailure>, Option<Duration>) {
+        let o = self.run_observed(job, limits, progress);
+        (o.result, o.plugin_time)
+    }
+
+    /// [`Supervisor::run`], with everything the worker said besides its outcome.
+    pub fn run_observed(&self, job: &Job, limits: JobLimits, progress: &dyn Progress) -> Observed {
         let mut child = match self.spawn(limits) {
             Ok(c) => c,
             Err(e) => {
                 let why = format!("cannot start {} worker: {e}", self.worker_exe.display());
-                return (Err(JobFailure::new(FailureKind::Spawn, why)), None);
+                let result = Err(JobFailure::new(FailureKind::Spawn, why));
+                return Observed { result, plugin_time: None, stdout: None };
             }
         };
         let pid = child.id() as i32;
@@ -185,6 +211,7 @@ impl Supervisor {
         let deadline = limits.wall.map(|w| start + w);
         let mut outcome: Option<Result<EvalOutput, JobFailure>> = None;
         let mut plugin_time = None;
+        let mut stdout = None;
         let mut killed_for: Option<JobFailure> = None;
         let mut cancel_sent_at: Option<Instant> = None;
         let mut stdin = Some(stdin);
@@ -237,6 +264,14 @@ impl Supervisor {
                 Ok(Ok(WorkerEvent::Error { kind, message })) => {
                     outcome.get_or_insert(Err(JobFailure::new(kind, message)));
                 }
+                Ok(Ok(WorkerEvent::Stdout { bytes, head })) => {
+                    tracing::warn!(
+                        target: "arena::worker",
+                        pid,
+                        "the plugin wrote {bytes} bytes to stdout (moved to stderr), beginning {head:?}"
+                    );
+                    stdout = Some((bytes, head));
+                }
                 Ok(Err(msg)) => {
                     kill_group(pid);
                     killed_for.get_or_insert(JobFailure::new(FailureKind::Protocol, msg));
@@ -272,12 +307,13 @@ impl Supervisor {
         if let Err(f) = &mut result {
             f.stderr_tail = tail;
         }
-        (result, plugin_time)
+        Observed { result, plugin_time, stdout }
     }
 
     fn spawn(&self, limits: JobLimits) -> std::io::Result<Child> {
         let mut cmd = Command::new(&self.worker_exe);
         cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let memory = limits.memory_bytes;
         // SAFETY: only async-signal-safe libc calls between fork and exec.
         unsafe {
@@ -416,18 +452,25 @@ pub fn fmt_bytes(b: u64) -> String {
 /// Entry point of `arena worker`: reads one job from stdin, runs it, reports on stdout.
 /// Returns the process exit code.
 pub fn worker_main() -> i32 {
-    // Keep the real stdout for the protocol; point fd 1 at stderr for everything else. The
-    // protocol descriptor is close-on-exec, so processes the plugin starts (a sandboxed
-    // benchmark, say) cannot inherit it and forge a result.
+    // Keep the real stdout for the protocol; point fd 1 at a pipe whose bytes are counted and
+    // copied to stderr. The protocol descriptor is close-on-exec, so processes the plugin starts
+    // (a sandboxed benchmark, say) cannot inherit it and forge a result.
+    let mut pipe = [0 as libc::c_int; 2];
     // SAFETY: plain fd syscalls on this process's own descriptors, before any other thread.
     let proto_fd = unsafe {
         let fd = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
-        if fd < 0 || libc::dup2(2, 1) < 0 {
+        if fd < 0
+            || libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0
+            || libc::dup2(pipe[1], 1) < 0
+            || libc::close(pipe[1]) != 0
+        {
             eprintln!("arena worker: cannot set up the protocol channel");
             return 70;
         }
         fd
     };
+    // SAFETY: the pipe's read end is a fresh descriptor owned by nothing else.
+    let stdout_seen = StdoutCopier::start(unsafe { std::os::fd::FromRawFd::from_raw_fd(pipe[0]) });
     // SAFETY: `proto_fd` is a fresh descriptor owned by nothing else.
     let proto = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(proto_fd) };
     let out = Mutex::new(std::io::LineWriter::new(proto));
@@ -489,6 +532,9 @@ pub fn worker_main() -> i32 {
     report_exhausted_address_space();
     let progress = WorkerProgress { send: &send, cancelled: &cancelled };
     let (outcome, took) = crate::job::run_timed(&job, &progress);
+    if let Some((bytes, head)) = stdout_seen.finish() {
+        send(&WorkerEvent::Stdout { bytes, head });
+    }
     match outcome {
         Ok(output) => {
             send(&WorkerEvent::Result { output, plugin_seconds: took.map(|d| d.as_secs_f64()) });
@@ -498,6 +544,53 @@ pub fn worker_main() -> i32 {
             send(&WorkerEvent::Error { kind: f.kind, message: f.message });
             0
         }
+    }
+}
+
+/// How many bytes of a plugin's stdout the worker reports as their beginning.
+const STDOUT_HEAD_BYTES: usize = 120;
+
+/// Copies what the plugin writes to its stdout (the read end of the pipe on fd 1) to stderr,
+/// counting the bytes and keeping how they began.
+struct StdoutCopier {
+    seen: Arc<Mutex<(u64, Vec<u8>)>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl StdoutCopier {
+    fn start(mut from: std::fs::File) -> Self {
+        let seen = Arc::new(Mutex::new((0u64, Vec::new())));
+        let (tx, done) = mpsc::channel();
+        let counted = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match std::io::Read::read(&mut from, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                        let mut s = counted.lock().unwrap();
+                        s.0 += n as u64;
+                        let room = STDOUT_HEAD_BYTES.saturating_sub(s.1.len());
+                        s.1.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                }
+            }
+            let _ = tx.send(());
+        });
+        StdoutCopier { seen, done }
+    }
+
+    /// Closes this process's write end of the pipe (fd 1 points at stderr again) and waits a
+    /// little for the copier to drain it (a process the plugin started may still hold it open).
+    /// The bytes written, and how they began; none if nothing was.
+    fn finish(self) -> Option<(u64, String)> {
+        let _ = std::io::stdout().flush();
+        // SAFETY: plain fd syscall; fd 2 stays open.
+        unsafe { libc::dup2(2, 1) };
+        let _ = self.done.recv_timeout(Duration::from_secs(1));
+        let s = self.seen.lock().unwrap();
+        (s.0 > 0).then(|| (s.0, String::from_utf8_lossy(&s.1).into_owned()))
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod checker;
+pub mod conformance;
 pub mod datasets;
 pub mod fetch;
 pub mod files;

@@ -78,7 +78,7 @@ pub fn burn_device(device: arena_plugin_api::Device) -> Result<burn::tensor::Dev
     match device {
         arena_plugin_api::Device::Cpu => Ok(burn::tensor::Device::flex()),
         arena_plugin_api::Device::Wgpu => {
-            Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+            started("wgpu", burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
         }
         #[cfg(feature = "cuda")]
         arena_plugin_api::Device::Cuda(n) => cuda_device(n as usize),
@@ -100,14 +100,20 @@ fn cuda_device(n: usize) -> Result<burn::tensor::Device, DetectorError> {
             "--device cuda:{n}: the CUDA driver library (libcuda.so.1, installed with the NVIDIA driver) cannot be loaded: {e}"
         )));
     }
-    let device = burn::tensor::Device::cuda(n);
+    started(&format!("cuda:{n}"), burn::tensor::Device::cuda(n))
+}
+
+/// `device` once a tensor has made a round trip through it. burn's GPU runtimes start on a
+/// worker thread and panic there when there is no adapter or driver, which reaches the caller
+/// only as a closed channel: that becomes an error naming the device.
+fn started(name: &str, device: burn::tensor::Device) -> Result<burn::tensor::Device, DetectorError> {
     let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         Tensor::<1>::from_data(TensorData::from([1.0f32]), &device).into_data()
     }));
     match probe {
         Ok(_) => Ok(device),
         Err(panic) => Err(DetectorError::Parameters(format!(
-            "--device cuda:{n}: burn's CUDA runtime did not start (its reason is on stderr): {}",
+            "--device {name}: burn's runtime did not start on it (no adapter or driver? its reason is on stderr): {}",
             task::panic_message(&panic)
         ))),
     }

@@ -150,6 +150,13 @@ pub struct ReplayTask {
 impl ReplayTask {
     pub fn new(params: ReplayParams, device: Device) -> Result<Self, PluginError> {
         let bad = |m: String| Err(PluginError::invalid_parameters(m));
+        // The benchmark is told its device (ARENA_DEVICE); one that is not there would run it on
+        // the CPU instead, with other numbers than the validators that have it.
+        if let Device::Cuda(n) = device
+            && !Path::new(&format!("/dev/nvidia{n}")).exists()
+        {
+            return bad(format!("device cuda:{n}: this machine has no NVIDIA device /dev/nvidia{n}"));
+        }
         if params.allowed_patch_paths.is_empty() || params.allowed_patch_paths.len() > 64 {
             return bad(format!(
                 "allowed_patch_paths: needs 1 to 64 entries, has {}",

@@ -6,6 +6,7 @@ pub mod commit;
 pub mod eval;
 pub mod model;
 pub mod plugin_new;
+pub mod plugin_test;
 pub mod plugins;
 pub mod report;
 pub mod round;

@@ -1,4 +1,5 @@
-//! `arena plugin new`: a plugin crate from the embedded template, ready for `cargo build`.
+//! `arena plugin new`: a plugin crate from the embedded template, ready for `cargo build`, with
+//! an example submission and samples that `arena plugin test` runs it on.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ pub struct NewArgs {
 const CARGO_TOML: &str = include_str!("../../templates/plugin/Cargo.toml.tmpl");
 const LIB_RS: &str = include_str!("../../templates/plugin/lib.rs.tmpl");
 const README: &str = include_str!("../../templates/plugin/README.md.tmpl");
+const PREDICTION: &str = include_str!("../../templates/plugin/prediction.json.tmpl");
+const SAMPLES: &str = include_str!("../../templates/plugin/samples.jsonl.tmpl");
 
 /// The plugin-api crate of the checkout this binary was built from.
 fn default_api() -> PathBuf {
@@ -72,6 +75,9 @@ pub fn exec(a: NewArgs) -> Result<ExitCode> {
         std::fs::write(tmp.join("src/lib.rs"), fill(LIB_RS))?;
         std::fs::write(tmp.join("README.md"), fill(README))?;
         std::fs::write(tmp.join(".gitignore"), "/target\n")?;
+        std::fs::create_dir_all(tmp.join("example/submission"))?;
+        std::fs::write(tmp.join("example/submission/prediction.json"), PREDICTION)?;
+        std::fs::write(tmp.join("example/samples.jsonl"), SAMPLES)?;
         std::fs::rename(&tmp, &dir)?;
         Ok(())
     };
@@ -81,6 +87,8 @@ pub fn exec(a: NewArgs) -> Result<ExitCode> {
     }
     println!("plugin: created {} (task kind `mean-abs-error`)", dir.display());
     println!("  cd {} && cargo build", dir.display());
-    println!("  arena plugins inspect target/debug/lib{crate_name}.so");
+    println!(
+        "  arena plugin test target/debug/lib{crate_name}.so --submission example/submission --samples example/samples.jsonl"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! `arena plugins list|inspect|new` (`new` in `plugin_new.rs`).
+//! `arena plugins list|inspect|new|test` (`new` in `plugin_new.rs`, `test` in `plugin_test.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +30,14 @@ pub enum PluginsCommand {
     /// Create a plugin crate from a template: depends on arena-plugin-api alone, one task kind
     /// with a JSON Schema, a test and a README; it builds with a plain `cargo build`.
     New(super::plugin_new::NewArgs),
+    /// The conformance suite a plugin must pass before validators load it, each check with its
+    /// verdict: it loads and its ABI matches; every kind's schema is valid and its defaults
+    /// validate; bad parameters get invalid_parameters and a missing or broken submission
+    /// invalid_submission, never a crash; absent devices are refused cleanly; with
+    /// --submission, two runs with one seed give the same bits, progress is reported,
+    /// cancellation is honoured within 2 s; nothing is written to stdout. Exit status 1 when a
+    /// check fails.
+    Test(super::plugin_test::TestArgs),
 }
 
 fn plugin_json(p: &ProbedPlugin) -> Value {

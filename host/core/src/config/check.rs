@@ -541,6 +541,11 @@ pub fn check_plugins(file: &Parsed<Competition>, catalog: &dyn PluginCatalog) ->
     out
 }
 
+/// Why `schema` is not a valid JSON Schema (checked against its meta-schema); none if it is.
+pub fn schema_invalid(schema: &serde_json::Value) -> Option<String> {
+    jsonschema::validator_for(schema).err().map(|e| format!("not a valid JSON Schema: {e}"))
+}
+
 /// Validates `value` against a JSON Schema; each error as (instance path segments, message).
 pub fn schema_errors(schema: &serde_json::Value, value: &serde_json::Value) -> Vec<(Vec<String>, String)> {
     let validator = match jsonschema::validator_for(schema) {
