@@ -318,6 +318,22 @@ pub fn tiny_detect_dir() -> PathBuf {
     dir
 }
 
+/// In an `arena report` page: the `data-v` values of the table row `<tr data-uid="UID">` in the part of `html` after
+/// `marker`, in column order.
+pub fn row_values(html: &str, marker: &str, uid: u64) -> Vec<Option<f64>> {
+    let part = &html[html.find(marker).unwrap_or_else(|| panic!("no `{marker}` in the page"))..];
+    let start =
+        part.find(&format!("<tr data-uid=\"{uid}\">")).unwrap_or_else(|| panic!("no row for uid {uid}"));
+    let row = &part[start..start + part[start..].find("</tr>").unwrap()];
+    row.split("data-v=\"")
+        .skip(1)
+        .map(|s| {
+            let v = &s[..s.find('"').unwrap()];
+            if v == "null" { None } else { Some(v.parse::<f64>().unwrap()) }
+        })
+        .collect()
+}
+
 /// The shape of a JSON value: every object's keys with the shapes of their values, arrays as
 /// the union of their elements' shapes, scalars as their type names (`"number|null"` where
 /// both occur). What a `--json` output promises its users, without its numbers.

@@ -52,22 +52,6 @@ fn chaos_round(d: &Path) -> (PathBuf, Value) {
     (out_file, v)
 }
 
-/// The `data-v` values of the table row `<tr data-uid="UID">` in the part of `html` after
-/// `marker`, in column order.
-fn row_values(html: &str, marker: &str, uid: u64) -> Vec<Option<f64>> {
-    let part = &html[html.find(marker).unwrap_or_else(|| panic!("no `{marker}` in the page"))..];
-    let start =
-        part.find(&format!("<tr data-uid=\"{uid}\">")).unwrap_or_else(|| panic!("no row for uid {uid}"));
-    let row = &part[start..start + part[start..].find("</tr>").unwrap()];
-    row.split("data-v=\"")
-        .skip(1)
-        .map(|s| {
-            let v = &s[..s.find('"').unwrap()];
-            if v == "null" { None } else { Some(v.parse::<f64>().unwrap()) }
-        })
-        .collect()
-}
-
 #[test]
 fn the_page_shows_the_rounds_numbers_exactly_and_every_plot_as_png() {
     let w = tempfile::tempdir().unwrap();

@@ -408,6 +408,21 @@ fn the_demo_replay_competition_runs_from_its_file() {
     assert_eq!(w.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 1, 2]);
     assert!((w[0].1 - 0.1).abs() < 1e-12 && w[1].1 > w[2].1, "{w:?}");
 
+    // Its report: every weight as the round's JSON has it, and why the hostile patch earns nothing.
+    let round = d.join("round.json");
+    std::fs::write(&round, v.to_string()).unwrap();
+    let page = d.join("report.html");
+    let out = arena(&["report", round.to_str().unwrap(), "--out", page.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for w in v["weights"].as_array().unwrap() {
+        let vals = row_values(&html, "<table class=\"weights\">", w["uid"].as_u64().unwrap());
+        assert_eq!(vals, vec![w["weight"].as_f64(), w["u16"].as_f64()], "{w}");
+    }
+    let board = &html[html.find("<table class=\"leaderboard\">").unwrap()..];
+    let hostile = &board[board.find("<tr data-uid=\"3\">").unwrap()..];
+    assert!(hostile[..hostile.find("</tr>").unwrap()].contains("failed: "), "{hostile}");
+
     // A plugin whose schema rejects the params: refused before anything runs.
     let bad =
         competition_copy(d, "demo.toml", &[("time_budget_seconds = 60", "time_budget_seconds = \"soon\"")]);
