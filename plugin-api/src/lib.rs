@@ -24,6 +24,7 @@ mod ffi;
 mod loader;
 mod types;
 
+pub mod machine;
 pub mod metrics;
 pub mod pyrandom;
 pub mod splitmix;

@@ -1,18 +1,36 @@
 #!/usr/bin/env python3
-"""The PyTorch side of `arena-detector-bench`: loads the same safetensors weights into
-torchvision's ResNet, builds the same uint8 inputs (splitmix64 bytes, as
-tests/reference/detector_parity.py), normalises them as the plugin does, runs one warm-up
-batch, then times --iters batches under torch.inference_mode. Prints JSON (images/s and the
-first batch's logits, which the Rust side compares with its own)."""
+"""The peers of `arena-detector-bench`: PyTorch (torchvision), ONNX Runtime and OpenVINO on the
+same safetensors weights and inputs.
+
+Loads the weights into torchvision's network (ResNet, ConvNeXt, or a VisionTransformer of the
+shape given), builds the same uint8 inputs (splitmix64 bytes, as tests/reference/detector_parity.py),
+normalises them as the plugin does, and for each peer in --peers runs one warm-up batch and then
+times --iters batches:
+
+- `torch`: the module under torch.inference_mode, `--threads` intra-op threads.
+- `onnxruntime`: the module exported to ONNX (opset 17, dynamic batch), the CPU execution
+  provider with `--threads` intra-op threads, one inter-op thread, ORT_ENABLE_ALL.
+- `openvino`: the same ONNX file compiled for the CPU with INFERENCE_PRECISION_HINT=f32 (on CPUs
+  with AVX512_BF16 or AMX OpenVINO otherwise runs bf16: another computation),
+  INFERENCE_NUM_THREADS=`--threads`, one stream, the latency hint.
+
+Prints JSON: the FLOPs per image that torch's FlopCounterMode counts (convolutions and matrix
+products, 2 per multiply-add), and per peer its images/s, the first batch's logits (which the
+Rust side compares with its own), its version, threads and precision.
+"""
 
 import argparse
 import json
+import os
+import tempfile
 import time
+import warnings
 
 import numpy as np
 import torch
 import torchvision
 from safetensors.torch import load_file
+from torch.utils.flop_counter import FlopCounterMode
 
 from detector_parity import MEAN, STD, input_bytes
 
@@ -26,38 +44,110 @@ p.add_argument("--width", type=int, default=224)
 p.add_argument("--iters", type=int, default=5)
 p.add_argument("--input-seed", type=int, default=1)
 p.add_argument("--device", default="cpu")
-p.add_argument("--threads", type=int, default=0)
+p.add_argument("--threads", type=int, default=os.cpu_count())
+p.add_argument("--peers", default="torch", help="comma-separated: torch, onnxruntime, openvino")
+p.add_argument("--vit", default="16,12,6,384,1536",
+               help="for --arch vit: patch_size,num_layers,num_heads,hidden_dim,mlp_dim")
 a = p.parse_args()
 
-if a.threads:
-    torch.set_num_threads(a.threads)
-model = getattr(torchvision.models, a.arch)(num_classes=a.classes)
+torch.set_num_threads(a.threads)
+if a.arch == "vit":
+    patch, layers, heads, hidden, mlp = (int(v) for v in a.vit.split(","))
+    model = torchvision.models.VisionTransformer(
+        image_size=a.height, patch_size=patch, num_layers=layers, num_heads=heads,
+        hidden_dim=hidden, mlp_dim=mlp, num_classes=a.classes)
+else:
+    model = getattr(torchvision.models, a.arch)(num_classes=a.classes)
 model.load_state_dict(load_file(a.weights), strict=True)
-model = model.to(a.device).eval()
+model = model.eval()
 n = a.batch * 3 * a.height * a.width
 x = input_bytes(a.input_seed, n).reshape(a.batch, 3, a.height, a.width)
 mean = torch.tensor(MEAN).view(1, 3, 1, 1)
 std = torch.tensor(STD).view(1, 3, 1, 1)
-x = ((torch.from_numpy(x).float() / 255.0 - mean) / std).to(a.device)
+x = (torch.from_numpy(x).float() / 255.0 - mean) / std
+
+# Counted with autograd on, so that nn.MultiheadAttention takes its counted (non-fused) path.
+with FlopCounterMode(display=False) as counter:
+    model(x[:1])
+flops = counter.get_total_flops()
 
 
-def sync():
-    if a.device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-with torch.inference_mode():
-    logits = model(x).float().cpu().numpy()
-    sync()
+def timed(run):
+    """(images/s, the first batch's logits) of `run`, after one warm-up batch."""
+    logits = np.asarray(run(), dtype=np.float64)
     t0 = time.perf_counter()
     for _ in range(a.iters):
-        model(x)
-    sync()
-    secs = (time.perf_counter() - t0) / a.iters
-print(json.dumps({
-    "images_per_s": a.batch / secs,
-    "logits": logits.astype(np.float64).tolist(),
-    "torch": torch.__version__,
-    "torchvision": torchvision.__version__,
-    "threads": torch.get_num_threads(),
-}))
+        run()
+    return a.batch * a.iters / (time.perf_counter() - t0), logits
+
+
+def peer_torch():
+    m = model.to(a.device)
+    xd = x.to(a.device)
+
+    def run():
+        with torch.inference_mode():
+            out = m(xd).float().cpu().numpy()
+        return out
+
+    rate, logits = timed(run)
+    return rate, logits, f"torch {torch.__version__}, torchvision {torchvision.__version__}", torch.get_num_threads(), "f32"
+
+
+tmp = tempfile.TemporaryDirectory()
+onnx_path = os.path.join(tmp.name, "model.onnx")
+
+
+def onnx_file():
+    """The module as ONNX (opset 17, dynamic batch), by torch's TorchScript-based exporter."""
+    if not os.path.exists(onnx_path):
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(model.cpu(), (x[:1],), onnx_path, input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    return onnx_path
+
+
+def peer_onnxruntime():
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(onnx_file(), so, providers=["CPUExecutionProvider"])
+    xn = x.numpy()
+    rate, logits = timed(lambda: sess.run(None, {"x": xn})[0])
+    return rate, logits, f"onnxruntime {ort.__version__} (CPU EP)", a.threads, "f32"
+
+
+def peer_openvino():
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(onnx_file()), "CPU", {
+        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_NUM_THREADS": a.threads,
+        "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY",
+    })
+    req = compiled.create_infer_request()
+    xn = x.numpy()
+    out = compiled.output(0)
+    rate, logits = timed(lambda: req.infer({0: xn})[out])
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+    return rate, logits, f"openvino {ov.__version__}", a.threads, precision
+
+
+runs = {"torch": peer_torch, "onnxruntime": peer_onnxruntime, "openvino": peer_openvino}
+result = {"flops_per_image": flops, "peers": []}
+for name in a.peers.split(","):
+    if name not in runs:
+        raise SystemExit(f"unknown peer {name!r} (torch, onnxruntime, openvino)")
+    if name != "torch" and a.device != "cpu":
+        raise SystemExit(f"{name} runs on the CPU here; --device is {a.device}")
+    rate, logits, version, threads, precision = runs[name]()
+    result["peers"].append({"name": name, "images_per_s": rate, "logits": logits.tolist(),
+                            "version": version, "threads": threads, "precision": precision})
+print(json.dumps(result))

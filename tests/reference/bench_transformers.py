@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The transformers side of `arena-lm-bench`: loads the same model directory, computes the mean
 next-token cross-entropy of the same token ids ((i * 7919 + 13) mod vocab) under
-torch.inference_mode, one warm-up iteration, then times --iters iterations. Prints JSON."""
+torch.inference_mode, one warm-up iteration, then times --iters iterations. Prints JSON: tokens/s,
+the loss and every scored position's NLL (for the largest-difference check)."""
 
 import argparse
 import json
@@ -39,6 +40,11 @@ def sync():
 
 with torch.inference_mode():
     loss = float(step())
+    # Every scored position's NLL, row by row, for arena's largest-difference check.
+    logits = model(ids).logits.float()
+    nll = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, vocab), ids[:, 1:].reshape(-1), reduction="none"
+    ).double()
     sync()
     t0 = time.perf_counter()
     for _ in range(a.iters):
@@ -48,6 +54,7 @@ with torch.inference_mode():
 print(json.dumps({
     "tokens_per_s": n / secs,
     "loss": loss,
+    "nll": nll.cpu().tolist(),
     "threads": torch.get_num_threads(),
     "versions": f"torch {torch.__version__}, transformers {transformers.__version__}",
 }))

@@ -49,20 +49,67 @@ impl RmsNorm {
     }
 }
 
-fn linear(inp: usize, out: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
-    Ok(if bias { candle_nn::linear(inp, out, vb)? } else { candle_nn::linear_no_bias(inp, out, vb)? })
+/// A projection `x W^T + b`.
+#[derive(Debug)]
+enum Proj {
+    /// The weight `[out, in]` as the checkpoint stores it (GPUs, training, half precision).
+    Linear(Linear),
+    /// The weight transposed once at load, `[in, out]` contiguous, for f32 inference on the CPU:
+    /// gemm reads it as its column-major operand as it lies, where a `[out, in]` weight is packed
+    /// anew, whole, on every call (a fifth of the text-loss profile).
+    Transposed { wt: Tensor, bias: Option<Tensor> },
+}
+
+impl Proj {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Proj::Linear(l) => Ok(l.forward(x)?),
+            Proj::Transposed { wt, bias } => {
+                let (k, n) = wt.dims2()?;
+                let mut dims = x.dims().to_vec();
+                let rows = x.elem_count() / k.max(1);
+                let y = x.reshape((rows, k))?.matmul(wt)?;
+                let y = match bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                };
+                if let Some(last) = dims.last_mut() {
+                    *last = n;
+                }
+                Ok(y.reshape(dims)?)
+            }
+        }
+    }
+}
+
+/// Whether projections are stored transposed ([`Proj::Transposed`]).
+fn transposes(vb: &VarBuilder, train: bool) -> bool {
+    vb.device().is_cpu() && vb.dtype() == DType::F32 && !train
+}
+
+fn linear(inp: usize, out: usize, bias: bool, transpose: bool, vb: VarBuilder) -> Result<Proj> {
+    if transpose {
+        let wt = vb.get((out, inp), "weight")?.t()?.contiguous()?;
+        let bias = if bias { Some(vb.get(out, "bias")?) } else { None };
+        return Ok(Proj::Transposed { wt, bias });
+    }
+    Ok(Proj::Linear(if bias {
+        candle_nn::linear(inp, out, vb)?
+    } else {
+        candle_nn::linear_no_bias(inp, out, vb)?
+    }))
 }
 
 #[derive(Debug)]
 enum Qkv {
-    Separate { q: Linear, k: Linear, v: Linear },
-    Fused(Linear),
+    Separate { q: Proj, k: Proj, v: Proj },
+    Fused(Proj),
 }
 
 #[derive(Debug)]
 struct Attention {
     qkv: Qkv,
-    o: Linear,
+    o: Proj,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
     num_heads: usize,
@@ -74,8 +121,8 @@ struct Attention {
 
 #[derive(Debug)]
 enum Mlp {
-    Separate { gate: Linear, up: Linear, down: Linear, act: Activation },
-    Fused { gate_up: Linear, down: Linear, act: Activation, inter: usize },
+    Separate { gate: Proj, up: Proj, down: Proj, act: Activation },
+    Fused { gate_up: Proj, down: Proj, act: Activation, inter: usize },
 }
 
 fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
@@ -92,16 +139,16 @@ impl Mlp {
             Mlp::Separate { gate, up, down, act } => {
                 let (g, u) = (gate.forward(x)?, up.forward(x)?);
                 if *act == Activation::Silu && g.device().is_cpu() && g.dtype() == DType::F32 && !train {
-                    return Ok(down.forward(&cpu::silu_mul(&g, &u)?)?);
+                    return down.forward(&cpu::silu_mul(&g, &u)?);
                 }
                 let g = activate(&g, *act)?;
-                Ok(down.forward(&(g * u)?)?)
+                down.forward(&(g * u)?)
             }
             Mlp::Fused { gate_up, down, act, inter } => {
                 let gu = gate_up.forward(x)?;
                 let g = activate(&gu.narrow(D::Minus1, 0, *inter)?, *act)?;
                 let u = gu.narrow(D::Minus1, *inter, *inter)?;
-                Ok(down.forward(&(u * g)?)?)
+                down.forward(&(u * g)?)
             }
         }
     }
@@ -164,7 +211,10 @@ pub struct CausalLm {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: RmsNorm,
+    /// The output projection: `[vocab, hidden]` as stored, or `[hidden, vocab]` where
+    /// projections are transposed ([`Proj::Transposed`]; a tied head is then a second copy).
     lm_head: Tensor,
+    head_transposed: bool,
     inv_freq: Vec<f32>,
     device: Device,
     dtype: DType,
@@ -181,6 +231,7 @@ impl CausalLm {
         let gemma = cfg.family == Family::Gemma2;
         let h = cfg.hidden_size;
         let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let tr = transposes(&vb, train);
         let m = vb.pp("model");
         let embed = m.get((cfg.vocab_size, h), "embed_tokens.weight")?;
         let mut layers = Vec::with_capacity(cfg.num_layers);
@@ -188,12 +239,12 @@ impl CausalLm {
             let l = m.pp(format!("layers.{i}"));
             let a = l.pp("self_attn");
             let qkv = if cfg.family == Family::Phi3 {
-                Qkv::Fused(linear(h, (nh + 2 * nkv) * hd, false, a.pp("qkv_proj"))?)
+                Qkv::Fused(linear(h, (nh + 2 * nkv) * hd, false, tr, a.pp("qkv_proj"))?)
             } else {
                 Qkv::Separate {
-                    q: linear(h, nh * hd, cfg.qkv_bias, a.pp("q_proj"))?,
-                    k: linear(h, nkv * hd, cfg.qkv_bias, a.pp("k_proj"))?,
-                    v: linear(h, nkv * hd, cfg.qkv_bias, a.pp("v_proj"))?,
+                    q: linear(h, nh * hd, cfg.qkv_bias, tr, a.pp("q_proj"))?,
+                    k: linear(h, nkv * hd, cfg.qkv_bias, tr, a.pp("k_proj"))?,
+                    v: linear(h, nkv * hd, cfg.qkv_bias, tr, a.pp("v_proj"))?,
                 }
             };
             let (q_norm, k_norm) = if cfg.qk_norm {
@@ -210,7 +261,7 @@ impl CausalLm {
             };
             let attn = Attention {
                 qkv,
-                o: linear(nh * hd, h, cfg.o_bias, a.pp("o_proj"))?,
+                o: linear(nh * hd, h, cfg.o_bias, tr, a.pp("o_proj"))?,
                 q_norm,
                 k_norm,
                 num_heads: nh,
@@ -223,16 +274,16 @@ impl CausalLm {
             let inter = cfg.intermediate_size;
             let mlp = if cfg.family == Family::Phi3 {
                 Mlp::Fused {
-                    gate_up: linear(h, 2 * inter, false, mp.pp("gate_up_proj"))?,
-                    down: linear(inter, h, false, mp.pp("down_proj"))?,
+                    gate_up: linear(h, 2 * inter, false, tr, mp.pp("gate_up_proj"))?,
+                    down: linear(inter, h, false, tr, mp.pp("down_proj"))?,
                     act: cfg.activation,
                     inter,
                 }
             } else {
                 Mlp::Separate {
-                    gate: linear(h, inter, cfg.mlp_bias, mp.pp("gate_proj"))?,
-                    up: linear(h, inter, cfg.mlp_bias, mp.pp("up_proj"))?,
-                    down: linear(inter, h, cfg.mlp_bias, mp.pp("down_proj"))?,
+                    gate: linear(h, inter, cfg.mlp_bias, tr, mp.pp("gate_proj"))?,
+                    up: linear(h, inter, cfg.mlp_bias, tr, mp.pp("up_proj"))?,
+                    down: linear(inter, h, cfg.mlp_bias, tr, mp.pp("down_proj"))?,
                     act: cfg.activation,
                 }
             };
@@ -261,12 +312,14 @@ impl CausalLm {
         } else {
             vb.get((cfg.vocab_size, h), "lm_head.weight")?
         };
+        let lm_head = if tr { lm_head.t()?.contiguous()? } else { lm_head };
         Ok(CausalLm {
             cfg: cfg.clone(),
             embed,
             layers,
             norm,
             lm_head,
+            head_transposed: tr,
             inv_freq: inv_freq(cfg),
             device: vb.device().clone(),
             dtype: vb.dtype(),
@@ -452,7 +505,7 @@ impl CausalLm {
         if let AttnMask::Rules { offset, window, key_mask } = mask {
             let rules = cpu::MaskRules { q_offset: offset, window, key_mask };
             let out = cpu::attention(&q, &k, &v, a.scale as f32, a.softcap.map(|c| c as f32), rules)?;
-            return Ok(a.o.forward(&out)?);
+            return a.o.forward(&out);
         }
         let AttnMask::Tensor(mask) = mask else { unreachable!("handled above") };
         let s = k.dim(2)?;
@@ -472,7 +525,7 @@ impl CausalLm {
             let probs = probs.to_dtype(self.dtype)?.reshape((b, nkv, rep * t, s))?;
             let out = probs.matmul(&v)?.reshape((b, nh, t, hd))?;
             let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
-            return Ok(a.o.forward(&out)?);
+            return a.o.forward(&out);
         }
         let (k, v) = if rep == 1 {
             (k, v)
@@ -509,7 +562,7 @@ impl CausalLm {
             Tensor::cat(&outs, 2)?
         };
         let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
-        Ok(a.o.forward(&out)?)
+        a.o.forward(&out)
     }
 
     /// Softmax of f32 scores for the queries `start..start + len` of `t` under `mask`.
@@ -575,7 +628,8 @@ impl CausalLm {
     /// Logits `[.., vocab]` in f32 for hidden states `[.., hidden]`, with Gemma 2's final
     /// soft-capping.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let logits = hidden.broadcast_matmul(&self.lm_head.t()?)?;
+        let head = if self.head_transposed { self.lm_head.clone() } else { self.lm_head.t()? };
+        let logits = hidden.broadcast_matmul(&head)?;
         let mut logits = logits.to_dtype(DType::F32)?;
         if let Some(cap) = self.cfg.gemma.as_ref().and_then(|g| g.final_logit_softcapping) {
             logits = ((logits / cap)?.tanh()? * cap)?;

@@ -41,22 +41,6 @@ struct Args {
     device: String,
 }
 
-fn lscpu() -> String {
-    let out = Command::new("lscpu")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let field = |k: &str| {
-        out.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_string()).unwrap_or_default()
-    };
-    let flags = field("Flags:");
-    let has: Vec<&str> = ["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
-        .into_iter()
-        .filter(|f| flags.split(' ').any(|x| x == *f))
-        .collect();
-    format!("{} ({} CPUs; {})", field("Model name:"), field("CPU(s):"), has.join(" "))
-}
-
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roleplay");
@@ -96,7 +80,7 @@ fn main() -> anyhow::Result<()> {
         best = best.min(t.elapsed().as_secs_f64());
     }
     let padded = a.samples * warm.max_len;
-    println!("machine: {}", lscpu());
+    println!("machine: {}", arena_plugin_api::machine::describe());
     println!(
         "model {} / template {}, {} samples, best of {} passes",
         a.model, a.template, a.samples, a.iters
