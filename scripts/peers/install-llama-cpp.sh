@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The llama.cpp peer of `arena-lm-bench --peer llama.cpp`: llama-cpp-python built from its sdist
 # (PyPI has no wheel) with GGML_NATIVE (this CPU's AVX-512/AMX kernels), in its own venv, with
-# the gguf writer and safetensors. A few minutes to a quarter of an hour on 2 cores; pip keeps the
-# built wheel. Never run by CI.
+# the gguf writer and safetensors. On 2 cores it took under 45 minutes at nice 19 beside a
+# cold cargo build; pip keeps the built wheel. Never run by CI.
 set -euo pipefail
 venv="${1:-/opt/llamaenv}"
 python3 -m venv "$venv"

@@ -39,12 +39,12 @@ def sync():
 
 
 with torch.inference_mode():
-    loss = float(step())
-    # Every scored position's NLL, row by row, for arena's largest-difference check.
+    # The warm-up: every scored position's NLL, row by row (for arena's largest-difference check).
     logits = model(ids).logits.float()
     nll = torch.nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, vocab), ids[:, 1:].reshape(-1), reduction="none"
     ).double()
+    loss = float(nll.mean())
     sync()
     t0 = time.perf_counter()
     for _ in range(a.iters):

@@ -188,9 +188,8 @@ fn main() -> anyhow::Result<()> {
         "side", "tokens/s", "ms/iter", "GFLOP/s", "loss", "of peak"
     );
     row("arena", arena_tps, fpt, Some(loss));
-    let trunk = "arena layers only";
+    row("arena layers only", n as f64 / trunk_secs, trunk_fpt, None);
     if a.arena_only {
-        row(trunk, n as f64 / trunk_secs, trunk_fpt, None);
         return Ok(());
     }
     let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference");
@@ -215,7 +214,6 @@ fn main() -> anyhow::Result<()> {
     row(&a.peer, tps, fpt, v["loss"].as_f64());
     let peer_trunk = v["trunk_tokens_per_s"].as_f64();
     if let Some(t) = peer_trunk {
-        row(trunk, n as f64 / trunk_secs, trunk_fpt, None);
         row(&format!("{} pp{}", a.peer, a.seq), t, trunk_fpt, None);
     }
     let peer_nll: Vec<f64> =
