@@ -136,7 +136,7 @@ pub struct Detector {
     pub naming: Naming,
     device: burn::tensor::Device,
     /// The CPU path of the network, when the device is the CPU and the architecture has one.
-    fast: Option<cpu::ResNet>,
+    fast: Option<cpu::Net>,
 }
 
 impl Detector {
@@ -153,8 +153,11 @@ impl Detector {
         let device = source.device().clone();
         let (network, naming) = Network::build(&config, source)?;
         let fast = match &network {
-            Network::ResNet(m) if device == burn::tensor::Device::flex() => Some(m.cpu()?),
-            _ => None,
+            _ if device != burn::tensor::Device::flex() => None,
+            Network::ResNet(m) => Some(cpu::Net::ResNet(m.cpu()?)),
+            Network::ConvNext(m) => Some(cpu::Net::ConvNext(m.cpu()?)),
+            Network::Vit(m) => Some(cpu::Net::Vit(m.cpu()?)),
+            Network::M5(_) => None,
         };
         Ok(Detector { config, network, naming, device, fast })
     }

@@ -9,8 +9,9 @@ use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
-use super::layers::{conv2d, layer_norm, linear};
+use super::layers::{conv2d, cpu_conv, cpu_dense, cpu_linear, cpu_norm, layer_norm, linear, values};
 use crate::DetectorError;
+use crate::cpu;
 use crate::weights::{Layout, Source};
 
 /// (channels, blocks) per stage of ConvNeXt-T.
@@ -109,5 +110,42 @@ impl ConvNext {
 
     pub fn head(&self, f: Tensor<2>) -> Tensor<2> {
         self.head.forward(self.head_norm.forward(f))
+    }
+
+    /// The same network for the CPU path.
+    pub fn cpu(&self) -> Result<cpu::convnext::ConvNext, DetectorError> {
+        let block = |b: &CnBlock| -> Result<cpu::convnext::Block, DetectorError> {
+            let bias = match &b.dwconv.bias {
+                Some(bias) => values(bias.val())?,
+                None => vec![0.0; b.dwconv.weight.val().dims()[0]],
+            };
+            Ok(cpu::convnext::Block {
+                dwconv: cpu::ops::Depthwise::new(&values(b.dwconv.weight.val())?, &bias),
+                norm: cpu_norm(&b.norm, EPS)?,
+                fc1: cpu_linear(&b.fc1)?,
+                fc2: cpu_linear(&b.fc2)?.scaled(&values(b.layer_scale.val())?),
+            })
+        };
+        Ok(cpu::convnext::ConvNext {
+            stem: cpu_conv(&self.stem, None)?,
+            stem_norm: cpu_norm(&self.stem_norm, EPS)?,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| s.iter().map(block).collect::<Result<Vec<_>, _>>())
+                .collect::<Result<_, _>>()?,
+            downsamples: self
+                .downsamples
+                .iter()
+                .map(|d| {
+                    Ok(cpu::convnext::Downsample {
+                        norm: cpu_norm(&d.norm, EPS)?,
+                        conv: cpu_conv(&d.conv, None)?,
+                    })
+                })
+                .collect::<Result<_, DetectorError>>()?,
+            head_norm: cpu_norm(&self.head_norm, EPS)?,
+            head: cpu_dense(&self.head)?,
+        })
     }
 }

@@ -73,7 +73,7 @@ pub fn layer_norm(src: &mut Source, name: &str, n: usize, eps: f64) -> Result<La
 }
 
 /// A tensor's values, in f32.
-fn values<const D: usize>(t: burn::prelude::Tensor<D>) -> Result<Vec<f32>, DetectorError> {
+pub fn values<const D: usize>(t: burn::prelude::Tensor<D>) -> Result<Vec<f32>, DetectorError> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
@@ -115,4 +115,24 @@ pub fn cpu_dense(linear: &Linear) -> Result<cpu::Dense, DetectorError> {
         None => vec![0.0; d_out],
     };
     Ok(cpu::Dense { weight: values(linear.weight.val().transpose())?, bias, d_in })
+}
+
+/// A linear layer for the CPU path's token and pixel rows (burn's `[in, out]` weight as is).
+pub fn cpu_linear(linear: &Linear) -> Result<cpu::ops::Linear, DetectorError> {
+    let [d_in, d_out] = linear.weight.val().dims();
+    let bias = match &linear.bias {
+        Some(b) => values(b.val())?,
+        None => vec![0.0; d_out],
+    };
+    Ok(cpu::ops::Linear::new(values(linear.weight.val())?, bias, d_in, d_out))
+}
+
+/// A LayerNorm for the CPU path (burn keeps its epsilon private: the architecture's).
+pub fn cpu_norm(ln: &LayerNorm, eps: f64) -> Result<cpu::ops::Norm, DetectorError> {
+    let gamma = values(ln.gamma.val())?;
+    let beta = match &ln.beta {
+        Some(b) => values(b.val())?,
+        None => vec![0.0; gamma.len()],
+    };
+    Ok(cpu::ops::Norm { gamma, beta, eps })
 }

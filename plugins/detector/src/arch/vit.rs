@@ -9,8 +9,9 @@ use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, softmax};
 
-use super::layers::{conv2d, layer_norm, linear};
+use super::layers::{conv2d, cpu_conv, cpu_dense, cpu_linear, cpu_norm, layer_norm, linear, values};
 use crate::DetectorError;
+use crate::cpu;
 use crate::weights::{Layout, Source};
 
 const EPS: f64 = 1e-6;
@@ -123,5 +124,34 @@ impl Vit {
 
     pub fn head(&self, f: Tensor<2>) -> Tensor<2> {
         self.head.forward(f)
+    }
+
+    /// The same network for the CPU path.
+    pub fn cpu(&self) -> Result<cpu::vit::Vit, DetectorError> {
+        let layer = |l: &EncoderBlock| -> Result<cpu::vit::Layer, DetectorError> {
+            let [d, d3] = l.in_proj_weight.val().dims();
+            Ok(cpu::vit::Layer {
+                ln_1: cpu_norm(&l.ln_1, EPS)?,
+                in_proj: cpu::ops::Linear::new(
+                    values(l.in_proj_weight.val())?,
+                    values(l.in_proj_bias.val())?,
+                    d,
+                    d3,
+                ),
+                out_proj: cpu_linear(&l.out_proj)?,
+                ln_2: cpu_norm(&l.ln_2, EPS)?,
+                mlp_0: cpu_linear(&l.mlp_0)?,
+                mlp_3: cpu_linear(&l.mlp_3)?,
+                heads: l.heads,
+            })
+        };
+        Ok(cpu::vit::Vit {
+            patch: cpu_conv(&self.conv_proj, None)?,
+            class_token: values(self.class_token.val())?,
+            pos_embedding: values(self.pos_embedding.val())?,
+            layers: self.layers.iter().map(layer).collect::<Result<_, _>>()?,
+            ln: cpu_norm(&self.ln, EPS)?,
+            head: cpu_dense(&self.head)?,
+        })
     }
 }

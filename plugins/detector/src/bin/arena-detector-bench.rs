@@ -8,7 +8,7 @@
 //!
 //! Writes a network of counter-based random weights (torchvision tensor names), times arena's
 //! forward pass (normalisation included, decoding excluded) after one warm-up batch (on the CPU,
-//! ResNets take the plugin's CPU path; `--burn` also times burn's Flex backend), then runs
+//! the plugin's own CPU path; `--burn` also times burn's Flex backend), then runs
 //! tests/reference/bench_torchvision.py on the same file and inputs for the peers asked for
 //! (ONNX Runtime and OpenVINO on the module exported to ONNX; OpenVINO pinned to f32), and
 //! prints for every side images/s, GFLOP/s (torch's FlopCounterMode count of the network),
@@ -27,7 +27,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "Detector forward-pass throughput: arena against PyTorch, ONNX Runtime and OpenVINO")]
 struct Args {
-    /// arena's device: cpu (the CPU path for ResNets, burn Flex otherwise), wgpu, cuda[:N].
+    /// arena's device: cpu (the plugin's CPU path), wgpu, cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: arena_plugin_api::Device,
     #[arg(long, default_value = "resnet18")]
@@ -60,7 +60,7 @@ struct Args {
     /// PyTorch's device.
     #[arg(long, default_value = "cpu")]
     torch_device: String,
-    /// Also time burn's own CPU backend (Flex), which the CPU path replaces for ResNets.
+    /// Also time burn's own CPU backend (Flex), which the CPU path replaces.
     #[arg(long)]
     burn: bool,
 }

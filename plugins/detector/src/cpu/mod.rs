@@ -1,5 +1,6 @@
-//! The CPU inference path of the ResNet family, used instead of burn's Flex backend when the
-//! device is the CPU (burn still builds the network, checks the weights and runs wgpu/CUDA).
+//! The CPU inference path, used instead of burn's Flex backend when the device is the CPU (burn
+//! still builds the network, checks the weights and runs wgpu/CUDA): ResNets here, ConvNeXt in
+//! [`convnext`], the vision transformer in [`vit`], their shared pieces in [`ops`].
 //!
 //! - Activations are NHWC, so every convolution is a matrix product over channels.
 //! - Batch norm (inference statistics) is folded into the convolution before it, in f64:
@@ -13,6 +14,10 @@
 //! Work is split into pieces whose sizes depend on the layer's shape only, never on the thread
 //! count, and each piece is computed by one thread: the results are bit-identical from run to
 //! run and whatever the number of threads.
+
+pub mod convnext;
+pub mod ops;
+pub mod vit;
 
 use rayon::prelude::*;
 
@@ -116,26 +121,38 @@ impl Conv {
 
     /// `relu?(conv(x) + bias + residual?)`.
     pub fn forward(&self, x: &Act, residual: Option<&Act>, relu: bool) -> Act {
+        self.forward_in(x, residual, relu, Vec::new())
+    }
+
+    /// [`Conv::forward`] into `buf`'s storage (a spare buffer of an earlier layer, so no fresh
+    /// pages): every output value is written, so its old contents are never read.
+    pub fn forward_in(&self, x: &Act, residual: Option<&Act>, relu: bool, mut buf: Vec<f32>) -> Act {
         assert_eq!(x.c, self.cin, "convolution input channels");
         let (ho, wo) = self.out_size(x.h, x.w);
         if let Some(r) = residual {
             assert_eq!((r.n, r.h, r.w, r.c), (x.n, ho, wo, self.cout), "residual shape");
         }
-        let data = match &self.wino {
-            Some(u) => self.winograd(x, u, residual, relu),
-            None => self.im2col(x, ho, wo, residual, relu),
+        let n = x.n * ho * wo * self.cout;
+        if buf.len() >= n {
+            buf.truncate(n);
+        } else {
+            buf.resize(n, 0.0);
+        }
+        match &self.wino {
+            Some(u) => self.winograd(x, u, residual, relu, &mut buf),
+            None => self.im2col(x, ho, wo, residual, relu, &mut buf),
         };
-        Act { n: x.n, h: ho, w: wo, c: self.cout, data }
+        Act { n: x.n, h: ho, w: wo, c: self.cout, data: buf }
     }
 
-    fn im2col(&self, x: &Act, ho: usize, wo: usize, residual: Option<&Act>, relu: bool) -> Vec<f32> {
+    #[allow(clippy::too_many_arguments)]
+    fn im2col(&self, x: &Act, ho: usize, wo: usize, residual: Option<&Act>, relu: bool, out: &mut [f32]) {
         let (cin, cout, k) = (self.cin, self.cout, self.k);
         let rows = x.n * ho * wo;
         let kdim = k * k * cin;
         let pointwise = k == 1 && self.stride == 1 && self.pad == 0;
         // About 1 MiB of im2col rows per piece, and at least 8 pieces when there are enough rows.
         let piece = (262_144 / kdim).clamp(16, 4096).min(rows.div_ceil(8).max(16));
-        let mut out = vec![0f32; rows * cout];
         out.par_chunks_mut(piece * cout).enumerate().for_each(|(p, o)| {
             let r0 = p * piece;
             let nr = o.len() / cout;
@@ -148,11 +165,20 @@ impl Conv {
             };
             // SAFETY: `o` is nr×cout, `lhs` nr×kdim and `w` kdim×cout, all row-major.
             unsafe {
-                matmul(nr, cout, kdim, o.as_mut_ptr(), cout, lhs.as_ptr(), kdim, self.w.as_ptr(), cout)
+                matmul(
+                    nr,
+                    cout,
+                    kdim,
+                    o.as_mut_ptr(),
+                    cout,
+                    lhs.as_ptr(),
+                    kdim,
+                    (self.w.as_ptr(), cout, 1),
+                    1.0,
+                )
             };
             simd(|| epilogue(o, &self.bias, residual.map(|r| &r.data[r0 * cout..(r0 + nr) * cout]), relu));
         });
-        out
     }
 
     /// im2col rows `r0..r0+nr` (output pixels), zero where the window leaves the image.
@@ -184,7 +210,7 @@ impl Conv {
         col
     }
 
-    fn winograd(&self, x: &Act, u: &[f32], residual: Option<&Act>, relu: bool) -> Vec<f32> {
+    fn winograd(&self, x: &Act, u: &[f32], residual: Option<&Act>, relu: bool, out: &mut [f32]) {
         let (cin, cout) = (self.cin, self.cout);
         let (ho, wo) = (x.h, x.w);
         let (th, tw) = (ho.div_ceil(4), wo.div_ceil(4));
@@ -192,9 +218,8 @@ impl Conv {
         // Tiles per round: the transformed inputs and products of a round take about 4 MiB, but a
         // round has at least 64 tiles so that the products stay efficient for wide layers.
         let round = (1_048_576 / (36 * (cin + cout))).max(64).min(tiles);
-        let mut out = vec![0f32; x.n * ho * wo * cout];
         if tiles == 0 {
-            return out;
+            return;
         }
         let mut scratch = SCRATCH.take();
         scratch.resize(scratch.len().max(round * 36 * (cin + cout)), 0.0);
@@ -220,8 +245,8 @@ impl Conv {
                         36 * cout,
                         vp.get().add(e * cin),
                         36 * cin,
-                        u.as_ptr().add(e * cin * cout),
-                        cout,
+                        (u.as_ptr().add(e * cin * cout), cout, 1),
+                        1.0,
                     )
                 }
             });
@@ -233,7 +258,6 @@ impl Conv {
             });
         }
         SCRATCH.set(scratch);
-        out
     }
 }
 
@@ -241,7 +265,7 @@ impl Conv {
 /// The element-wise arithmetic is the same IEEE operations in every case (Rust fuses no
 /// multiply-adds), so the results do not depend on which one ran.
 #[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f")]
@@ -285,19 +309,19 @@ impl TileGeom {
 }
 
 #[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
+pub struct SyncPtr(pub *mut f32);
 // SAFETY: used only to hand disjoint regions of one buffer to rayon tasks.
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
 impl SyncPtr {
-    fn get(self) -> *mut f32 {
+    pub fn get(self) -> *mut f32 {
         self.0
     }
 }
 
 /// Channels per step of the tile transforms (one AVX-512 register).
-const L: usize = 16;
-type Lane = [f32; L];
+pub(crate) const L: usize = 16;
+pub(crate) type Lane = [f32; L];
 
 /// `Bᵀ·d` for F(4×4, 3×3) on the six lanes `base + k·step` of `src`, into the same lanes of
 /// `dst`, `L` channels at a time.
@@ -340,7 +364,7 @@ fn at<const M: usize, const N: usize>(
 /// The first `n` values of `src` into `lane` (the rest stay as they are); whole lanes are one
 /// vector move.
 #[inline(always)]
-fn load(lane: &mut Lane, src: &[f32], n: usize) {
+pub(crate) fn load(lane: &mut Lane, src: &[f32], n: usize) {
     if n == L {
         *lane = src[..L].try_into().expect("a whole lane");
     } else {
@@ -349,7 +373,7 @@ fn load(lane: &mut Lane, src: &[f32], n: usize) {
 }
 
 #[inline(always)]
-fn store(dst: &mut [f32], lane: &Lane, n: usize) {
+pub(crate) fn store(dst: &mut [f32], lane: &Lane, n: usize) {
     if n == L {
         let d: &mut Lane = (&mut dst[..L]).try_into().expect("a whole lane");
         *d = *lane;
@@ -469,15 +493,17 @@ fn winograd_filters(folded: &[f64], cout: usize, cin: usize) -> Vec<f32> {
         for o in 0..cout {
             let g = &folded[(o * cin + i) * 9..(o * cin + i + 1) * 9];
             // gg = G g (6×3), then U = gg Gᵀ (6×6).
+            // Sums written out (not iterator sums): this runs for every filter pair at load,
+            // also in unoptimised test builds.
             let mut gg = [[0f64; 3]; 6];
-            for (r, row) in gg.iter_mut().enumerate() {
+            for (row, gr) in gg.iter_mut().zip(&G) {
                 for (c, v) in row.iter_mut().enumerate() {
-                    *v = (0..3).map(|a| G[r][a] * g[a * 3 + c]).sum();
+                    *v = gr[0] * g[c] + gr[1] * g[3 + c] + gr[2] * g[6 + c];
                 }
             }
-            for r in 0..6 {
-                for c in 0..6 {
-                    let v: f64 = (0..3).map(|a| gg[r][a] * G[c][a]).sum();
+            for (r, gr) in gg.iter().enumerate() {
+                for (c, gc) in G.iter().enumerate() {
+                    let v = gr[0] * gc[0] + gr[1] * gc[1] + gr[2] * gc[2];
                     u[((r * 6 + c) * cin + i) * cout + o] = v as f32;
                 }
             }
@@ -486,13 +512,14 @@ fn winograd_filters(folded: &[f64], cout: usize, cin: usize) -> Vec<f32> {
     u
 }
 
-/// `dst (m×n, row stride dst_rs) = lhs (m×k, row stride lhs_rs) · rhs (k×n, row stride rhs_rs)`,
-/// unit column strides, on the calling thread.
+/// `dst (m×n, row stride dst_rs) = scale · lhs (m×k, row stride lhs_rs) · rhs (k×n)`, unit
+/// column strides but for `rhs`, given as (pointer, row stride, column stride), on the calling
+/// thread.
 ///
 /// # Safety
 /// Every pointer must address its whole matrix.
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul(
+pub(crate) unsafe fn matmul(
     m: usize,
     n: usize,
     k: usize,
@@ -500,8 +527,8 @@ unsafe fn matmul(
     dst_rs: usize,
     lhs: *const f32,
     lhs_rs: usize,
-    rhs: *const f32,
-    rhs_rs: usize,
+    rhs: (*const f32, usize, usize),
+    scale: f32,
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -516,11 +543,11 @@ unsafe fn matmul(
             lhs,
             1,
             lhs_rs as isize,
-            rhs,
-            1,
-            rhs_rs as isize,
+            rhs.0,
+            rhs.2 as isize,
+            rhs.1 as isize,
             0.0,
-            1.0,
+            scale,
             false,
             false,
             false,
@@ -626,6 +653,44 @@ impl Dense {
     }
 }
 
+/// A network on the CPU path.
+pub enum Net {
+    ResNet(ResNet),
+    ConvNext(convnext::ConvNext),
+    Vit(vit::Vit),
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Net::ResNet(m) => write!(f, "{m:?}"),
+            Net::ConvNext(m) => write!(f, "cpu::ConvNext({} stages)", m.stages.len()),
+            Net::Vit(m) => write!(f, "cpu::Vit({} layers)", m.layers.len()),
+        }
+    }
+}
+
+impl Net {
+    /// Pooled features `[N, F]` of normalised NHWC images: what the head takes, and what a
+    /// video averages over its frames.
+    pub fn features(&self, x: &Act) -> Vec<f32> {
+        match self {
+            Net::ResNet(m) => m.features(x),
+            Net::ConvNext(m) => m.features(x),
+            Net::Vit(m) => m.features(x),
+        }
+    }
+
+    /// Logits of `[N, F]` features.
+    pub fn head(&self, features: &[f32]) -> Vec<Vec<f32>> {
+        match self {
+            Net::ResNet(m) => m.head(features),
+            Net::ConvNext(m) => m.head(features),
+            Net::Vit(m) => m.head(features),
+        }
+    }
+}
+
 /// One residual block: basic (two 3×3) or bottleneck (1×1, 3×3, 1×1).
 pub struct Block {
     pub convs: Vec<Conv>,
@@ -648,15 +713,27 @@ impl std::fmt::Debug for ResNet {
 impl ResNet {
     /// Pooled features `[N, C]` of normalised NCHW images.
     pub fn features(&self, x: &Act) -> Vec<f32> {
-        let mut x = max_pool(&self.stem.forward(x, None, true), 3, 2, 1);
+        // Buffers of finished layers, for the next layers' outputs.
+        let mut spare: Vec<Vec<f32>> = Vec::new();
+        let stem = self.stem.forward(x, None, true);
+        let mut x = max_pool(&stem, 3, 2, 1);
+        spare.push(stem.data);
         for block in &self.blocks {
-            let identity = block.downsample.as_ref().map(|d| d.forward(&x, None, false));
+            let identity = block
+                .downsample
+                .as_ref()
+                .map(|d| d.forward_in(&x, None, false, spare.pop().unwrap_or_default()));
             let last = block.convs.len() - 1;
-            let mut y = block.convs[0].forward(&x, None, true);
+            let mut y = block.convs[0].forward_in(&x, None, true, spare.pop().unwrap_or_default());
             for conv in &block.convs[1..last] {
-                y = conv.forward(&y, None, true);
+                let next = conv.forward_in(&y, None, true, spare.pop().unwrap_or_default());
+                spare.push(std::mem::replace(&mut y, next).data);
             }
-            x = block.convs[last].forward(&y, Some(identity.as_ref().unwrap_or(&x)), true);
+            let residual = Some(identity.as_ref().unwrap_or(&x));
+            let out = block.convs[last].forward_in(&y, residual, true, spare.pop().unwrap_or_default());
+            spare.push(y.data);
+            spare.extend(identity.map(|i| i.data));
+            spare.push(std::mem::replace(&mut x, out).data);
         }
         global_avg_pool(&x)
     }

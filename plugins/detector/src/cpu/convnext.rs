@@ -1,0 +1,72 @@
+//! ConvNeXt on the CPU path: NHWC throughout, so torchvision's channels-last LayerNorm and
+//! linear layers need no permutes. A block is one pass of the depthwise 7×7 with its LayerNorm
+//! applied per pixel, `fc1` with GELU applied per tile, and `fc2` with the layer scale folded
+//! into its weights (in f64) adding into the residual stream.
+
+use super::ops::{Depthwise, Linear, Norm, Then};
+use super::{Act, Conv, Dense, SyncPtr, global_avg_pool};
+
+pub struct Block {
+    pub dwconv: Depthwise,
+    pub norm: Norm,
+    pub fc1: Linear,
+    /// With the layer scale folded in.
+    pub fc2: Linear,
+}
+
+/// LayerNorm over channels, then a 2×2 stride-2 convolution.
+pub struct Downsample {
+    pub norm: Norm,
+    pub conv: Conv,
+}
+
+pub struct ConvNext {
+    pub stem: Conv,
+    pub stem_norm: Norm,
+    pub stages: Vec<Vec<Block>>,
+    pub downsamples: Vec<Downsample>,
+    pub head_norm: Norm,
+    pub head: Dense,
+}
+
+impl ConvNext {
+    /// Pooled features `[N, C]` (before the head's LayerNorm) of normalised images.
+    pub fn features(&self, x: &Act) -> Vec<f32> {
+        let mut x = self.stem.forward(x, None, false);
+        self.stem_norm.rows_in_place(&mut x.data);
+        // Scratch for the whole pass, grown when a layer needs more (the first stage's
+        // are the largest: each stage has a quarter of the pixels and twice the channels).
+        let (mut normed, mut hidden, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, stage) in self.stages.iter().enumerate() {
+            let rows = x.n * x.h * x.w;
+            for block in stage {
+                let normed = grow(&mut normed, rows * x.c);
+                block.dwconv.forward_norm(&x.data, (x.h, x.w), normed, &block.norm);
+                let hidden = grow(&mut hidden, rows * block.fc1.d_out);
+                block.fc1.forward(normed, hidden, Then::Gelu);
+                let residual = Then::AddInto(SyncPtr(x.data.as_mut_ptr()));
+                block.fc2.forward(hidden, grow(&mut scratch, rows * x.c), residual);
+            }
+            if let Some(d) = self.downsamples.get(i) {
+                let mut y = Act { data: vec![0f32; x.data.len()], ..x };
+                d.norm.rows(&x.data, &mut y.data);
+                x = d.conv.forward(&y, None, false);
+            }
+        }
+        global_avg_pool(&x)
+    }
+
+    pub fn head(&self, features: &[f32]) -> Vec<Vec<f32>> {
+        let mut f = features.to_vec();
+        self.head_norm.rows_in_place(&mut f);
+        self.head.forward(&f)
+    }
+}
+
+/// The first `n` values of `buf`, grown to hold them.
+fn grow(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if buf.len() < n {
+        buf.resize(n, 0.0);
+    }
+    &mut buf[..n]
+}

@@ -1,0 +1,117 @@
+//! The vision transformer on the CPU path: tokens are rows (`[N·T, D]`), the patch embedding is
+//! the im2col convolution, and every linear layer a tiled matrix product with its bias, GELU or
+//! residual applied per tile. Attention runs per (image, head) on one thread: scores `q·kᵀ/√d`
+//! by `gemm` straight from the packed `in_proj` output (no copies of q, k, v), a softmax per
+//! row, then the weighted values written into that head's columns.
+
+use rayon::prelude::*;
+
+use super::ops::{Linear, Norm, Then, exp, lane_sum};
+use super::{Act, Conv, Dense, SyncPtr, matmul, simd};
+
+pub struct Layer {
+    pub ln_1: Norm,
+    /// `[D, 3D]`: q, k and v, each `heads` blocks of `D / heads` columns.
+    pub in_proj: Linear,
+    pub out_proj: Linear,
+    pub ln_2: Norm,
+    pub mlp_0: Linear,
+    pub mlp_3: Linear,
+    pub heads: usize,
+}
+
+pub struct Vit {
+    pub patch: Conv,
+    /// `[D]`.
+    pub class_token: Vec<f32>,
+    /// `[T, D]`, T = patches + 1.
+    pub pos_embedding: Vec<f32>,
+    pub layers: Vec<Layer>,
+    pub ln: Norm,
+    pub head: Dense,
+}
+
+impl Vit {
+    /// The class token after the encoder and its LayerNorm, `[N, D]`.
+    pub fn features(&self, x: &Act) -> Vec<f32> {
+        let p = self.patch.forward(x, None, false);
+        let (n, d) = (p.n, p.c);
+        let t = p.h * p.w + 1;
+        assert_eq!(self.pos_embedding.len(), t * d, "position embeddings for {t} tokens");
+        let rows = n * t;
+        // The class token, then the patches in row-major order (torch's flatten(2)), plus the
+        // position embeddings.
+        let mut xs = vec![0f32; rows * d];
+        xs.par_chunks_mut(t * d).enumerate().for_each(|(b, img)| {
+            img[..d].copy_from_slice(&self.class_token);
+            img[d..].copy_from_slice(&p.data[b * (t - 1) * d..(b + 1) * (t - 1) * d]);
+            for (v, e) in img.iter_mut().zip(&self.pos_embedding) {
+                *v += e;
+            }
+        });
+        drop(p);
+        let mlp = self.layers.iter().map(|l| l.mlp_0.d_out).max().unwrap_or(0);
+        let mut y = vec![0f32; rows * d];
+        let mut qkv = vec![0f32; rows * 3 * d];
+        let mut att = vec![0f32; rows * d];
+        let mut hidden = vec![0f32; rows * mlp];
+        for layer in &self.layers {
+            layer.ln_1.rows(&xs, &mut y);
+            layer.in_proj.forward(&y, &mut qkv, Then::Nothing);
+            attention(&qkv, &mut att, n, t, d, layer.heads);
+            layer.out_proj.forward(&att, &mut y, Then::AddInto(SyncPtr(xs.as_mut_ptr())));
+            layer.ln_2.rows(&xs, &mut y);
+            layer.mlp_0.forward(&y, &mut hidden, Then::Gelu);
+            let hid = &hidden[..rows * layer.mlp_0.d_out];
+            layer.mlp_3.forward(hid, &mut y, Then::AddInto(SyncPtr(xs.as_mut_ptr())));
+        }
+        let mut out = vec![0f32; n * d];
+        for (b, o) in out.chunks_exact_mut(d).enumerate() {
+            self.ln.row(&xs[b * t * d..(b * t + 1) * d], o);
+        }
+        out
+    }
+
+    pub fn head(&self, features: &[f32]) -> Vec<Vec<f32>> {
+        self.head.forward(features)
+    }
+}
+
+/// Multi-head self-attention of `qkv` (`[N·T, 3D]`) into `out` (`[N·T, D]`).
+fn attention(qkv: &[f32], out: &mut [f32], n: usize, t: usize, d: usize, heads: usize) {
+    let hd = d / heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let dst = SyncPtr(out.as_mut_ptr());
+    (0..n * heads).into_par_iter().for_each_init(
+        || vec![0f32; t * t],
+        |scores, task| {
+            let (b, h) = (task / heads, task % heads);
+            let base = b * t * 3 * d + h * hd;
+            // SAFETY: q, k and v of image `b`, head `h` are `t` rows of stride 3D inside `qkv`;
+            // the output block (image `b`'s rows, head `h`'s columns) belongs to this task only.
+            unsafe {
+                let q = qkv.as_ptr().add(base);
+                let (k, v) = (q.add(d), q.add(2 * d));
+                // scores (t × t) = scale · q (t × hd) · kᵀ (hd × t: row stride 1, column stride 3D)
+                matmul(t, t, hd, scores.as_mut_ptr(), t, q, 3 * d, (k, 1, 3 * d), scale);
+                let sums: Vec<f32> =
+                    scores.chunks_exact_mut(t).map(|row| simd(|| softmax_unnormalised(row))).collect();
+                let o = dst.get().add(b * t * d + h * hd);
+                matmul(t, hd, t, o, d, scores.as_ptr(), t, (v, 3 * d, 1), 1.0);
+                for (r, &s) in sums.iter().enumerate() {
+                    let row = std::slice::from_raw_parts_mut(o.add(r * d), hd);
+                    let inv = 1.0 / s;
+                    row.iter_mut().for_each(|v| *v *= inv);
+                }
+            }
+        },
+    );
+}
+
+/// `exp(x − max)` in place; returns the sum (in `L` lanes, then the lanes in order).
+#[inline(always)]
+fn softmax_unnormalised(row: &mut [f32]) -> f32 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    row.iter_mut().for_each(|v| *v = exp(*v - max));
+    lane_sum(row)
+}
