@@ -5,13 +5,17 @@
 pub mod cancel;
 pub mod checker;
 pub mod conformance;
+#[cfg(feature = "hub")]
 pub mod datasets;
+#[cfg(feature = "hub")]
 pub mod fetch;
 pub mod files;
+#[cfg(feature = "hub")]
 pub mod inputs;
 pub mod isolate;
 pub mod job;
 pub mod model;
+#[cfg(feature = "hub")]
 pub mod ops;
 pub mod plugins;
 pub mod registry;
