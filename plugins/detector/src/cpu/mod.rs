@@ -15,6 +15,86 @@
 //! count, and each piece is computed by one thread: the results are bit-identical from run to
 //! run and whatever the number of threads.
 
+/// `fn name(args) -> R = body;` defines `name` to run `body` (an `#[inline(always)]` function)
+/// compiled for AVX-512 or AVX2 (each with FMA), or the baseline, whichever the CPU has. The
+/// body is inlined into each version, so its loops vectorize for that width (a closure handed to
+/// such a wrapper may stay a call compiled for the baseline). A body's `mul_add` is one
+/// instruction in the wide versions and libm's `fmaf` in the baseline (as exact, and slow on a
+/// CPU without FMA). `unsafe fn` defines an unsafe `name` with the body's contract.
+macro_rules! vectorized {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? = $body:path;) => {
+        $(#[$m])*
+        fn $name($($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($a: $t),*) $(-> $r)? {
+                    $body($($a),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2($($a: $t),*) $(-> $r)? {
+                    $body($($a),*)
+                }
+                let fma = std::arch::is_x86_feature_detected!("fma");
+                if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F and FMA.
+                    return unsafe { avx512($($a),*) };
+                }
+                if fma && std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            $body($($a),*)
+        }
+    };
+    ($(#[$m:meta])* unsafe fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? = $body:path;) => {
+        $(#[$m])*
+        unsafe fn $name($($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($a: $t),*) $(-> $r)? {
+                    // SAFETY: as the caller's.
+                    unsafe { $body($($a),*) }
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($a: $t),*) $(-> $r)? {
+                    // SAFETY: as the caller's.
+                    unsafe { $body($($a),*) }
+                }
+                let fma = std::arch::is_x86_feature_detected!("fma");
+                if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F and FMA; the caller keeps the body's contract.
+                    return unsafe { avx512($($a),*) };
+                }
+                if fma && std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 and FMA; the caller keeps the body's contract.
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            // SAFETY: the caller keeps the body's contract.
+            unsafe { $body($($a),*) }
+        }
+    };
+}
+
+/// `[f32; n]` with element `i` = `value` (written out: `std::array::from_fn`'s closure may stay a
+/// call compiled for the baseline).
+macro_rules! each {
+    ($n:expr, |$i:ident| $value:expr) => {{
+        let mut a = [0f32; $n];
+        for $i in 0..$n {
+            a[$i] = $value;
+        }
+        a
+    }};
+}
+
 pub mod convnext;
 pub mod ops;
 pub mod vit;
@@ -177,7 +257,7 @@ impl Conv {
                     1.0,
                 )
             };
-            simd(|| epilogue(o, &self.bias, residual.map(|r| &r.data[r0 * cout..(r0 + nr) * cout]), relu));
+            epilogue(o, &self.bias, residual.map(|r| &r.data[r0 * cout..(r0 + nr) * cout]), relu);
         });
     }
 
@@ -231,7 +311,7 @@ impl Conv {
             v[..nt * 36 * cin]
                 .par_chunks_mut(36 * cin)
                 .enumerate()
-                .for_each(|(t, vt)| simd(|| input_tile(x, geom, t0 + t, vt)));
+                .for_each(|(t, vt)| input_tile(x, geom, t0 + t, vt));
             let (vp, mp) = (SyncPtr(v.as_mut_ptr()), SyncPtr(m.as_mut_ptr()));
             (0..36).into_par_iter().for_each(|e| {
                 // SAFETY: product `e` reads column block `e` of V (nt rows of stride 36·cin) and
@@ -252,40 +332,11 @@ impl Conv {
             });
             m[..nt * 36 * cout].par_chunks(36 * cout).enumerate().for_each(|(t, mt)| {
                 // SAFETY: each tile writes only its own output pixels.
-                simd(|| unsafe {
-                    output_tile(mt, geom, t0 + t, cout, &self.bias, residual, relu, out_ptr.get())
-                })
+                unsafe { output_tile(mt, geom, t0 + t, cout, &self.bias, residual, relu, out_ptr.get()) }
             });
         }
         SCRATCH.set(scratch);
     }
-}
-
-/// Runs `f` compiled for the widest vector unit the CPU has (AVX-512, AVX2 or the baseline).
-/// The element-wise arithmetic is the same IEEE operations in every case (Rust fuses no
-/// multiply-adds), so the results do not depend on which one ran.
-#[inline(always)]
-pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        #[target_feature(enable = "avx2")]
-        fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
 }
 
 thread_local! {
@@ -382,9 +433,14 @@ pub(crate) fn store(dst: &mut [f32], lane: &Lane, n: usize) {
     }
 }
 
+vectorized! {
+    /// [`input_tile_body`] for the CPU's vector width.
+    fn input_tile(x: &Act, g: TileGeom, tile: usize, vt: &mut [f32]) = input_tile_body;
+}
+
 /// Transforms one 6×6 input tile (padding 1) into `vt`, `[36][cin]`.
 #[inline(always)]
-fn input_tile(x: &Act, g: TileGeom, tile: usize, vt: &mut [f32]) {
+fn input_tile_body(x: &Act, g: TileGeom, tile: usize, vt: &mut [f32]) {
     let c = x.c;
     let (b, ty, tx) = g.locate(tile);
     let (y0, x0) = ((ty * 4) as isize - 1, (tx * 4) as isize - 1);
@@ -420,13 +476,22 @@ fn input_tile(x: &Act, g: TileGeom, tile: usize, vt: &mut [f32]) {
     }
 }
 
+vectorized! {
+    /// [`output_tile_body`] for the CPU's vector width.
+    ///
+    /// # Safety
+    /// As [`output_tile_body`]'s.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn output_tile(mt: &[f32], g: TileGeom, tile: usize, cout: usize, bias: &[f32], residual: Option<&Act>, relu: bool, out: *mut f32) = output_tile_body;
+}
+
 /// Transforms one tile's products `mt` (`[36][cout]`) back to its 4×4 output pixels.
 ///
 /// # Safety
 /// `out` must hold the layer's whole NHWC output; each tile writes only its own pixels.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn output_tile(
+unsafe fn output_tile_body(
     mt: &[f32],
     g: TileGeom,
     tile: usize,
@@ -556,9 +621,14 @@ pub(crate) unsafe fn matmul(
     }
 }
 
+vectorized! {
+    /// [`epilogue_body`] for the CPU's vector width.
+    fn epilogue(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) = epilogue_body;
+}
+
 /// `relu?(o + bias + residual?)` over rows of `bias.len()` channels.
 #[inline(always)]
-fn epilogue(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
+fn epilogue_body(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
     let c = bias.len();
     for (r, row) in o.chunks_exact_mut(c).enumerate() {
         for (v, b) in row.iter_mut().zip(bias) {
@@ -580,13 +650,19 @@ pub fn max_pool(x: &Act, k: usize, s: usize, p: usize) -> Act {
     let (ho, wo) = ((x.h + 2 * p - k) / s + 1, (x.w + 2 * p - k) / s + 1);
     let c = x.c;
     let mut out = vec![f32::NEG_INFINITY; x.n * ho * wo * c];
-    out.par_chunks_mut(wo * c).enumerate().for_each(|(row, o)| simd(|| pool_row(x, o, row, ho, wo, k, s, p)));
+    out.par_chunks_mut(wo * c).enumerate().for_each(|(row, o)| pool_row(x, o, row, ho, wo, k, s, p));
     Act { n: x.n, h: ho, w: wo, c, data: out }
+}
+
+vectorized! {
+    /// Output row `row` of [`max_pool`].
+    #[allow(clippy::too_many_arguments)]
+    fn pool_row(x: &Act, o: &mut [f32], row: usize, ho: usize, wo: usize, k: usize, s: usize, p: usize) = pool_row_body;
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn pool_row(x: &Act, o: &mut [f32], row: usize, ho: usize, wo: usize, k: usize, s: usize, p: usize) {
+fn pool_row_body(x: &Act, o: &mut [f32], row: usize, ho: usize, wo: usize, k: usize, s: usize, p: usize) {
     let c = x.c;
     let (b, oy) = (row / ho, row % ho);
     for ox in 0..wo {

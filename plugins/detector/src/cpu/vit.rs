@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::ops::{Linear, Norm, Then, exp, lane_sum};
-use super::{Act, Conv, Dense, SyncPtr, matmul, simd};
+use super::{Act, Conv, Dense, SyncPtr, matmul};
 
 pub struct Layer {
     pub ln_1: Norm,
@@ -94,8 +94,7 @@ fn attention(qkv: &[f32], out: &mut [f32], n: usize, t: usize, d: usize, heads: 
                 let (k, v) = (q.add(d), q.add(2 * d));
                 // scores (t × t) = scale · q (t × hd) · kᵀ (hd × t: row stride 1, column stride 3D)
                 matmul(t, t, hd, scores.as_mut_ptr(), t, q, 3 * d, (k, 1, 3 * d), scale);
-                let sums: Vec<f32> =
-                    scores.chunks_exact_mut(t).map(|row| simd(|| softmax_unnormalised(row))).collect();
+                let sums: Vec<f32> = scores.chunks_exact_mut(t).map(softmax_unnormalised).collect();
                 let o = dst.get().add(b * t * d + h * hd);
                 matmul(t, hd, t, o, d, scores.as_ptr(), t, (v, 3 * d, 1), 1.0);
                 for (r, &s) in sums.iter().enumerate() {
@@ -108,9 +107,13 @@ fn attention(qkv: &[f32], out: &mut [f32], n: usize, t: usize, d: usize, heads: 
     );
 }
 
-/// `exp(x − max)` in place; returns the sum (in `L` lanes, then the lanes in order).
+vectorized! {
+    /// `exp(x − max)` in place; returns the sum (in `L` lanes, then the lanes in order).
+    fn softmax_unnormalised(row: &mut [f32]) -> f32 = softmax_unnormalised_body;
+}
+
 #[inline(always)]
-fn softmax_unnormalised(row: &mut [f32]) -> f32 {
+fn softmax_unnormalised_body(row: &mut [f32]) -> f32 {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     row.iter_mut().for_each(|v| *v = exp(*v - max));
     lane_sum(row)
