@@ -146,6 +146,7 @@ impl ConvNext {
                 .collect::<Result<_, DetectorError>>()?,
             head_norm: cpu_norm(&self.head_norm, EPS)?,
             head: cpu_dense(&self.head)?,
+            pool: cpu::Pool::default(),
         })
     }
 }

@@ -184,6 +184,11 @@ impl ResNet {
             let downsample = block.downsample.as_ref().map(|d| cpu_conv(&d.conv, Some(&d.bn))).transpose()?;
             blocks.push(cpu::Block { convs, downsample });
         }
-        Ok(cpu::ResNet { stem: cpu_conv(&self.conv1, Some(&self.bn1))?, blocks, fc: cpu_dense(&self.fc)? })
+        Ok(cpu::ResNet {
+            stem: cpu_conv(&self.conv1, Some(&self.bn1))?,
+            blocks,
+            fc: cpu_dense(&self.fc)?,
+            pool: cpu::Pool::default(),
+        })
     }
 }

@@ -4,7 +4,7 @@
 //! into its weights (in f64) adding into the residual stream.
 
 use super::ops::{Depthwise, Linear, Norm, Then};
-use super::{Act, Conv, Dense, SyncPtr, global_avg_pool};
+use super::{Act, Conv, Dense, Pool, SyncPtr, fit, global_avg_pool};
 
 pub struct Block {
     pub dwconv: Depthwise,
@@ -27,16 +27,22 @@ pub struct ConvNext {
     pub downsamples: Vec<Downsample>,
     pub head_norm: Norm,
     pub head: Dense,
+    pub pool: Pool,
 }
 
 impl ConvNext {
     /// Pooled features `[N, C]` (before the head's LayerNorm) of normalised images.
     pub fn features(&self, x: &Act) -> Vec<f32> {
-        let mut x = self.stem.forward(x, None, false);
+        // Buffers of earlier passes; scratch for the whole pass, grown when a layer needs more
+        // (the first stage's are the largest: each stage has a quarter of the pixels and twice
+        // the channels).
+        let mut spare = self.pool.take();
+        let mut x = self.stem.forward_in(x, None, false, fit(&mut spare, self.stem.out_len(x)));
         self.stem_norm.rows_in_place(&mut x.data);
-        // Scratch for the whole pass, grown when a layer needs more (the first stage's
-        // are the largest: each stage has a quarter of the pixels and twice the channels).
-        let (mut normed, mut hidden, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        let (rows, hid) =
+            (x.n * x.h * x.w, self.stages.first().and_then(|s| s.first()).map_or(0, |b| b.fc1.d_out));
+        let mut hidden = fit(&mut spare, rows * hid);
+        let (mut normed, mut scratch) = (fit(&mut spare, rows * x.c), fit(&mut spare, rows * x.c));
         for (i, stage) in self.stages.iter().enumerate() {
             let rows = x.n * x.h * x.w;
             for block in stage {
@@ -48,12 +54,18 @@ impl ConvNext {
                 block.fc2.forward(hidden, grow(&mut scratch, rows * x.c), residual);
             }
             if let Some(d) = self.downsamples.get(i) {
-                let mut y = Act { data: vec![0f32; x.data.len()], ..x };
+                let mut y = Act { data: fit(&mut spare, x.data.len()), ..x };
+                y.data.resize(x.data.len(), 0.0);
                 d.norm.rows(&x.data, &mut y.data);
-                x = d.conv.forward(&y, None, false);
+                let out = d.conv.forward_in(&y, None, false, fit(&mut spare, d.conv.out_len(&y)));
+                spare.push(y.data);
+                spare.push(std::mem::replace(&mut x, out).data);
             }
         }
-        global_avg_pool(&x)
+        let features = global_avg_pool(&x);
+        spare.extend([x.data, normed, hidden, scratch]);
+        self.pool.keep(spare);
+        features
     }
 
     pub fn head(&self, features: &[f32]) -> Vec<Vec<f32>> {

@@ -199,6 +199,12 @@ impl Conv {
         ((h + 2 * self.pad - self.k) / self.stride + 1, (w + 2 * self.pad - self.k) / self.stride + 1)
     }
 
+    /// The number of output values for `x`.
+    pub fn out_len(&self, x: &Act) -> usize {
+        let (ho, wo) = self.out_size(x.h, x.w);
+        x.n * ho * wo * self.cout
+    }
+
     /// `relu?(conv(x) + bias + residual?)`.
     pub fn forward(&self, x: &Act, residual: Option<&Act>, relu: bool) -> Act {
         self.forward_in(x, residual, relu, Vec::new())
@@ -336,6 +342,42 @@ impl Conv {
             });
         }
         SCRATCH.set(scratch);
+    }
+}
+
+/// Buffers kept from one pass to the next, so that a warm pass touches no fresh pages: glibc
+/// hands a freed buffer above its mmap threshold back to the kernel, and the next pass then
+/// faults in every page again, zeroed (8% of a ResNet-50 pass).
+#[derive(Default)]
+pub struct Pool(std::sync::Mutex<Vec<Vec<f32>>>);
+
+impl Pool {
+    /// At most this many buffers are kept (a pass needs five at a time or fewer).
+    const KEEP: usize = 8;
+
+    /// The buffers that earlier passes kept (none while another pass holds them).
+    pub fn take(&self) -> Vec<Vec<f32>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Keeps `bufs` for the next pass: the largest [`Pool::KEEP`] of them and of those already
+    /// kept (passes that ran side by side both give theirs back).
+    pub fn keep(&self, mut bufs: Vec<Vec<f32>>) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.append(&mut bufs);
+        kept.sort_by_key(|b| std::cmp::Reverse(b.capacity()));
+        kept.truncate(Self::KEEP);
+    }
+}
+
+/// The spare buffer that best holds `n` values: the smallest with room for them, else the
+/// largest (it grows in place of a new one), else a new one.
+pub fn fit(spare: &mut Vec<Vec<f32>>, n: usize) -> Vec<f32> {
+    let roomy = spare.iter().enumerate().filter(|(_, b)| b.capacity() >= n).min_by_key(|(_, b)| b.capacity());
+    let best = roomy.or_else(|| spare.iter().enumerate().max_by_key(|(_, b)| b.capacity()));
+    match best.map(|(i, _)| i) {
+        Some(i) => spare.swap_remove(i),
+        None => Vec::new(),
     }
 }
 
@@ -645,13 +687,15 @@ fn epilogue_body(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bo
     }
 }
 
-/// Max pooling, `k`×`k`, stride `s`, padding `p` (padding never wins, as in PyTorch).
-pub fn max_pool(x: &Act, k: usize, s: usize, p: usize) -> Act {
+/// Max pooling, `k`×`k`, stride `s`, padding `p` (padding never wins, as in PyTorch), into
+/// `buf`'s storage (its old contents are not read).
+pub fn max_pool(x: &Act, k: usize, s: usize, p: usize, mut buf: Vec<f32>) -> Act {
     let (ho, wo) = ((x.h + 2 * p - k) / s + 1, (x.w + 2 * p - k) / s + 1);
     let c = x.c;
-    let mut out = vec![f32::NEG_INFINITY; x.n * ho * wo * c];
-    out.par_chunks_mut(wo * c).enumerate().for_each(|(row, o)| pool_row(x, o, row, ho, wo, k, s, p));
-    Act { n: x.n, h: ho, w: wo, c, data: out }
+    buf.clear();
+    buf.resize(x.n * ho * wo * c, f32::NEG_INFINITY);
+    buf.par_chunks_mut(wo * c).enumerate().for_each(|(row, o)| pool_row(x, o, row, ho, wo, k, s, p));
+    Act { n: x.n, h: ho, w: wo, c, data: buf }
 }
 
 vectorized! {
@@ -778,6 +822,7 @@ pub struct ResNet {
     pub stem: Conv,
     pub blocks: Vec<Block>,
     pub fc: Dense,
+    pub pool: Pool,
 }
 
 impl std::fmt::Debug for ResNet {
@@ -789,29 +834,34 @@ impl std::fmt::Debug for ResNet {
 impl ResNet {
     /// Pooled features `[N, C]` of normalised NCHW images.
     pub fn features(&self, x: &Act) -> Vec<f32> {
-        // Buffers of finished layers, for the next layers' outputs.
-        let mut spare: Vec<Vec<f32>> = Vec::new();
-        let stem = self.stem.forward(x, None, true);
-        let mut x = max_pool(&stem, 3, 2, 1);
+        // Buffers of finished layers (and of earlier passes), for the next layers' outputs.
+        let mut spare = self.pool.take();
+        let conv = |c: &Conv, x: &Act, residual: Option<&Act>, relu: bool, spare: &mut Vec<Vec<f32>>| {
+            let buf = fit(spare, c.out_len(x));
+            c.forward_in(x, residual, relu, buf)
+        };
+        let stem = conv(&self.stem, x, None, true, &mut spare);
+        let pooled = fit(&mut spare, stem.n * stem.h.div_ceil(2) * stem.w.div_ceil(2) * stem.c);
+        let mut x = max_pool(&stem, 3, 2, 1, pooled);
         spare.push(stem.data);
         for block in &self.blocks {
-            let identity = block
-                .downsample
-                .as_ref()
-                .map(|d| d.forward_in(&x, None, false, spare.pop().unwrap_or_default()));
+            let identity = block.downsample.as_ref().map(|d| conv(d, &x, None, false, &mut spare));
             let last = block.convs.len() - 1;
-            let mut y = block.convs[0].forward_in(&x, None, true, spare.pop().unwrap_or_default());
-            for conv in &block.convs[1..last] {
-                let next = conv.forward_in(&y, None, true, spare.pop().unwrap_or_default());
+            let mut y = conv(&block.convs[0], &x, None, true, &mut spare);
+            for c in &block.convs[1..last] {
+                let next = conv(c, &y, None, true, &mut spare);
                 spare.push(std::mem::replace(&mut y, next).data);
             }
             let residual = Some(identity.as_ref().unwrap_or(&x));
-            let out = block.convs[last].forward_in(&y, residual, true, spare.pop().unwrap_or_default());
+            let out = conv(&block.convs[last], &y, residual, true, &mut spare);
             spare.push(y.data);
             spare.extend(identity.map(|i| i.data));
             spare.push(std::mem::replace(&mut x, out).data);
         }
-        global_avg_pool(&x)
+        let features = global_avg_pool(&x);
+        spare.push(x.data);
+        self.pool.keep(spare);
+        features
     }
 
     pub fn head(&self, features: &[f32]) -> Vec<Vec<f32>> {
@@ -920,7 +970,7 @@ mod tests {
     #[test]
     fn pooling() {
         let x = Act { n: 2, h: 5, w: 4, c: 3, data: values(120, 9) };
-        let mp = max_pool(&x, 3, 2, 1);
+        let mp = max_pool(&x, 3, 2, 1, Vec::new());
         assert_eq!((mp.h, mp.w), (3, 2));
         for b in 0..2 {
             for oy in 0..3usize {

@@ -369,7 +369,7 @@ fn depthwise_row_body(
         let mut ox = 0;
         while ox < w {
             ox += if ox >= 3 && ox + PIXELS + 3 <= w {
-                depthwise_lane::<PIXELS>(dw, x, (h, w), (b, oy), ky, (ox, (0, 7)), c0, o);
+                depthwise_interior(dw, x, (h, w), (b, oy), ky, ox, c0, o);
                 PIXELS
             } else {
                 depthwise_lane::<1>(dw, x, (h, w), (b, oy), ky, (ox, kx(ox)), c0, o);
@@ -384,8 +384,8 @@ fn depthwise_row_body(
             let mut acc = dw.bias[ch];
             for ky in ky.0..ky.1 {
                 for kx in kx0..kx1 {
-                    acc += x[((b * h + oy + ky - 3) * w + ox + kx - 3) * c + ch]
-                        * dw.taps[(ky * 7 + kx) * c + ch];
+                    let v = x[((b * h + oy + ky - 3) * w + ox + kx - 3) * c + ch];
+                    acc = v.mul_add(dw.taps[(ky * 7 + kx) * c + ch], acc);
                 }
             }
             o[ox * c + ch] = acc;
@@ -420,12 +420,49 @@ fn depthwise_lane<const P: usize>(
     let mut acc = [bias; P];
     for ky in ky0..ky1 {
         for kx in kx0..kx1 {
-            let tv: &Lane = dw.taps[(ky * 7 + kx) * c + c0..][..L].try_into().expect("a lane");
+            let tv: Lane = dw.taps[(ky * 7 + kx) * c + c0..][..L].try_into().expect("a lane");
             let base = ((b * h + oy + ky - 3) * w + ox + kx - 3) * c + c0;
             for (p, acc) in acc.iter_mut().enumerate() {
-                let xv: &Lane = x[base + p * c..][..L].try_into().expect("a lane");
-                for ((a, x), t) in acc.iter_mut().zip(xv).zip(tv) {
-                    *a += x * t;
+                let xv: Lane = x[base + p * c..][..L].try_into().expect("a lane");
+                for l in 0..L {
+                    acc[l] = xv[l].mul_add(tv[l], acc[l]);
+                }
+            }
+        }
+    }
+    for (p, acc) in acc.iter().enumerate() {
+        out[(ox + p) * c + c0..][..L].copy_from_slice(acc);
+    }
+}
+
+/// [`depthwise_lane`] for `PIXELS` pixels whose 7 kernel columns are all inside the image: a
+/// kernel row's `PIXELS + 6` input pixels are loaded once for all 7 taps and the pixels, and the
+/// loops have constant bounds, so they unroll into registers. The sums are in the same order.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn depthwise_interior(
+    dw: &Depthwise,
+    x: &[f32],
+    (h, w): (usize, usize),
+    (b, oy): (usize, usize),
+    (ky0, ky1): (usize, usize),
+    ox: usize,
+    c0: usize,
+    out: &mut [f32],
+) {
+    let c = dw.bias.len();
+    let bias: Lane = dw.bias[c0..c0 + L].try_into().expect("a lane");
+    let mut acc = [bias; PIXELS];
+    for ky in ky0..ky1 {
+        let first = ((b * h + oy + ky - 3) * w + ox - 3) * c + c0;
+        let xs: [Lane; PIXELS + 6] =
+            std::array::from_fn(|j| x[first + j * c..][..L].try_into().expect("a lane"));
+        let taps = &dw.taps[ky * 7 * c + c0..];
+        for kx in 0..7 {
+            let tv: Lane = taps[kx * c..][..L].try_into().expect("a lane");
+            for (p, acc) in acc.iter_mut().enumerate() {
+                for l in 0..L {
+                    acc[l] = xs[p + kx][l].mul_add(tv[l], acc[l]);
                 }
             }
         }
@@ -564,7 +601,7 @@ mod tests {
 
     #[test]
     fn depthwise_matches_a_direct_sum() {
-        let (n, h, w, c) = (2, 5, 13, 19);
+        let (n, h, w, c) = (2, 5, 19, 19);
         let x: Vec<f32> = (0..n * h * w * c).map(|i| ((i * 7919 % 101) as f32 - 50.0) / 40.0).collect();
         let wt: Vec<f32> = (0..c * 49).map(|i| ((i * 104_729 % 97) as f32 - 48.0) / 60.0).collect();
         let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.01).collect();
