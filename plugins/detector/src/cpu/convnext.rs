@@ -37,7 +37,7 @@ impl ConvNext {
         // (the first stage's are the largest: each stage has a quarter of the pixels and twice
         // the channels).
         let mut spare = self.pool.take();
-        let mut x = self.stem.forward_in(x, None, false, fit(&mut spare, self.stem.out_len(x)));
+        let mut x = self.stem.forward_in(x, None, false, &mut spare);
         self.stem_norm.rows_in_place(&mut x.data);
         let (rows, hid) =
             (x.n * x.h * x.w, self.stages.first().and_then(|s| s.first()).map_or(0, |b| b.fc1.d_out));
@@ -55,9 +55,8 @@ impl ConvNext {
             }
             if let Some(d) = self.downsamples.get(i) {
                 let mut y = Act { data: fit(&mut spare, x.data.len()), ..x };
-                y.data.resize(x.data.len(), 0.0);
                 d.norm.rows(&x.data, &mut y.data);
-                let out = d.conv.forward_in(&y, None, false, fit(&mut spare, d.conv.out_len(&y)));
+                let out = d.conv.forward_in(&y, None, false, &mut spare);
                 spare.push(y.data);
                 spare.push(std::mem::replace(&mut x, out).data);
             }

@@ -199,31 +199,21 @@ impl Conv {
         ((h + 2 * self.pad - self.k) / self.stride + 1, (w + 2 * self.pad - self.k) / self.stride + 1)
     }
 
-    /// The number of output values for `x`.
-    pub fn out_len(&self, x: &Act) -> usize {
-        let (ho, wo) = self.out_size(x.h, x.w);
-        x.n * ho * wo * self.cout
-    }
-
     /// `relu?(conv(x) + bias + residual?)`.
     pub fn forward(&self, x: &Act, residual: Option<&Act>, relu: bool) -> Act {
-        self.forward_in(x, residual, relu, Vec::new())
+        self.forward_in(x, residual, relu, &mut Vec::new())
     }
 
-    /// [`Conv::forward`] into `buf`'s storage (a spare buffer of an earlier layer, so no fresh
-    /// pages): every output value is written, so its old contents are never read.
-    pub fn forward_in(&self, x: &Act, residual: Option<&Act>, relu: bool, mut buf: Vec<f32>) -> Act {
+    /// [`Conv::forward`] into the best fitting of the `spare` buffers (those of finished layers
+    /// and earlier passes, so no fresh pages): every output value is written, so their old
+    /// contents are never read.
+    pub fn forward_in(&self, x: &Act, residual: Option<&Act>, relu: bool, spare: &mut Vec<Vec<f32>>) -> Act {
         assert_eq!(x.c, self.cin, "convolution input channels");
         let (ho, wo) = self.out_size(x.h, x.w);
         if let Some(r) = residual {
             assert_eq!((r.n, r.h, r.w, r.c), (x.n, ho, wo, self.cout), "residual shape");
         }
-        let n = x.n * ho * wo * self.cout;
-        if buf.len() >= n {
-            buf.truncate(n);
-        } else {
-            buf.resize(n, 0.0);
-        }
+        let mut buf = fit(spare, x.n * ho * wo * self.cout);
         match &self.wino {
             Some(u) => self.winograd(x, u, residual, relu, &mut buf),
             None => self.im2col(x, ho, wo, residual, relu, &mut buf),
@@ -352,7 +342,7 @@ impl Conv {
 pub struct Pool(std::sync::Mutex<Vec<Vec<f32>>>);
 
 impl Pool {
-    /// At most this many buffers are kept (a pass needs five at a time or fewer).
+    /// At most this many buffers are kept (a pass holds six at a time or fewer).
     const KEEP: usize = 8;
 
     /// The buffers that earlier passes kept (none while another pass holds them).
@@ -370,15 +360,18 @@ impl Pool {
     }
 }
 
-/// The spare buffer that best holds `n` values: the smallest with room for them, else the
-/// largest (it grows in place of a new one), else a new one.
+/// `n` values in the spare buffer that best holds them: the smallest with room for them, else
+/// the largest (it grows in place of a new one), else a new one. The values are stale (zeros
+/// where it grew): the caller writes every one.
 pub fn fit(spare: &mut Vec<Vec<f32>>, n: usize) -> Vec<f32> {
     let roomy = spare.iter().enumerate().filter(|(_, b)| b.capacity() >= n).min_by_key(|(_, b)| b.capacity());
     let best = roomy.or_else(|| spare.iter().enumerate().max_by_key(|(_, b)| b.capacity()));
-    match best.map(|(i, _)| i) {
+    let mut buf = match best.map(|(i, _)| i) {
         Some(i) => spare.swap_remove(i),
         None => Vec::new(),
-    }
+    };
+    buf.resize(n, 0.0);
+    buf
 }
 
 thread_local! {
@@ -688,12 +681,12 @@ fn epilogue_body(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bo
 }
 
 /// Max pooling, `k`×`k`, stride `s`, padding `p` (padding never wins, as in PyTorch), into
-/// `buf`'s storage (its old contents are not read).
-pub fn max_pool(x: &Act, k: usize, s: usize, p: usize, mut buf: Vec<f32>) -> Act {
+/// the best fitting of the `spare` buffers.
+pub fn max_pool(x: &Act, k: usize, s: usize, p: usize, spare: &mut Vec<Vec<f32>>) -> Act {
     let (ho, wo) = ((x.h + 2 * p - k) / s + 1, (x.w + 2 * p - k) / s + 1);
     let c = x.c;
-    buf.clear();
-    buf.resize(x.n * ho * wo * c, f32::NEG_INFINITY);
+    let mut buf = fit(spare, x.n * ho * wo * c);
+    buf.fill(f32::NEG_INFINITY);
     buf.par_chunks_mut(wo * c).enumerate().for_each(|(row, o)| pool_row(x, o, row, ho, wo, k, s, p));
     Act { n: x.n, h: ho, w: wo, c, data: buf }
 }
@@ -836,24 +829,19 @@ impl ResNet {
     pub fn features(&self, x: &Act) -> Vec<f32> {
         // Buffers of finished layers (and of earlier passes), for the next layers' outputs.
         let mut spare = self.pool.take();
-        let conv = |c: &Conv, x: &Act, residual: Option<&Act>, relu: bool, spare: &mut Vec<Vec<f32>>| {
-            let buf = fit(spare, c.out_len(x));
-            c.forward_in(x, residual, relu, buf)
-        };
-        let stem = conv(&self.stem, x, None, true, &mut spare);
-        let pooled = fit(&mut spare, stem.n * stem.h.div_ceil(2) * stem.w.div_ceil(2) * stem.c);
-        let mut x = max_pool(&stem, 3, 2, 1, pooled);
+        let stem = self.stem.forward_in(x, None, true, &mut spare);
+        let mut x = max_pool(&stem, 3, 2, 1, &mut spare);
         spare.push(stem.data);
         for block in &self.blocks {
-            let identity = block.downsample.as_ref().map(|d| conv(d, &x, None, false, &mut spare));
+            let identity = block.downsample.as_ref().map(|d| d.forward_in(&x, None, false, &mut spare));
             let last = block.convs.len() - 1;
-            let mut y = conv(&block.convs[0], &x, None, true, &mut spare);
+            let mut y = block.convs[0].forward_in(&x, None, true, &mut spare);
             for c in &block.convs[1..last] {
-                let next = conv(c, &y, None, true, &mut spare);
+                let next = c.forward_in(&y, None, true, &mut spare);
                 spare.push(std::mem::replace(&mut y, next).data);
             }
             let residual = Some(identity.as_ref().unwrap_or(&x));
-            let out = conv(&block.convs[last], &y, residual, true, &mut spare);
+            let out = block.convs[last].forward_in(&y, residual, true, &mut spare);
             spare.push(y.data);
             spare.extend(identity.map(|i| i.data));
             spare.push(std::mem::replace(&mut x, out).data);
@@ -970,7 +958,7 @@ mod tests {
     #[test]
     fn pooling() {
         let x = Act { n: 2, h: 5, w: 4, c: 3, data: values(120, 9) };
-        let mp = max_pool(&x, 3, 2, 1, Vec::new());
+        let mp = max_pool(&x, 3, 2, 1, &mut Vec::new());
         assert_eq!((mp.h, mp.w), (3, 2));
         for b in 0..2 {
             for oy in 0..3usize {

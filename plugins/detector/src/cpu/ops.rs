@@ -372,7 +372,7 @@ fn depthwise_row_body(
                 depthwise_interior(dw, x, (h, w), (b, oy), ky, ox, c0, o);
                 PIXELS
             } else {
-                depthwise_lane::<1>(dw, x, (h, w), (b, oy), ky, (ox, kx(ox)), c0, o);
+                depthwise_lane(dw, x, (h, w), (b, oy), ky, (ox, kx(ox)), c0, o);
                 1
             };
         }
@@ -399,12 +399,12 @@ fn depthwise_row_body(
 /// Output pixels at once in [`depthwise_row_body`].
 const PIXELS: usize = 4;
 
-/// Channels `c0..c0 + L` of output pixels `ox..ox + P` of image `b`'s row `oy` into the row
-/// `out`, summing kernel rows `ky` and columns `kx` (inside the image for every one of the
-/// pixels): per channel the bias, then the taps row by row, as one pixel at a time would.
+/// Channels `c0..c0 + L` of output pixel `ox` of image `b`'s row `oy` into the row `out`,
+/// summing kernel rows `ky` and columns `kx` (those inside the image): the bias, then the taps
+/// row by row. The accumulator stays in a register over the taps.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn depthwise_lane<const P: usize>(
+fn depthwise_lane(
     dw: &Depthwise,
     x: &[f32],
     (h, w): (usize, usize),
@@ -415,24 +415,18 @@ fn depthwise_lane<const P: usize>(
     out: &mut [f32],
 ) {
     let c = dw.bias.len();
-    let bias: Lane = dw.bias[c0..c0 + L].try_into().expect("a lane");
-    // The accumulators stay in registers over the taps.
-    let mut acc = [bias; P];
+    let mut acc: Lane = dw.bias[c0..c0 + L].try_into().expect("a lane");
     for ky in ky0..ky1 {
         for kx in kx0..kx1 {
-            let tv: Lane = dw.taps[(ky * 7 + kx) * c + c0..][..L].try_into().expect("a lane");
-            let base = ((b * h + oy + ky - 3) * w + ox + kx - 3) * c + c0;
-            for (p, acc) in acc.iter_mut().enumerate() {
-                let xv: Lane = x[base + p * c..][..L].try_into().expect("a lane");
-                for l in 0..L {
-                    acc[l] = xv[l].mul_add(tv[l], acc[l]);
-                }
+            let tv: &Lane = dw.taps[(ky * 7 + kx) * c + c0..][..L].try_into().expect("a lane");
+            let at = ((b * h + oy + ky - 3) * w + ox + kx - 3) * c + c0;
+            let xv: &Lane = x[at..][..L].try_into().expect("a lane");
+            for l in 0..L {
+                acc[l] = xv[l].mul_add(tv[l], acc[l]);
             }
         }
     }
-    for (p, acc) in acc.iter().enumerate() {
-        out[(ox + p) * c + c0..][..L].copy_from_slice(acc);
-    }
+    out[ox * c + c0..][..L].copy_from_slice(&acc);
 }
 
 /// [`depthwise_lane`] for `PIXELS` pixels whose 7 kernel columns are all inside the image: a
@@ -597,6 +591,25 @@ mod tests {
                 assert!((acc[i] as f64 - (v + (i % 3) as f64)).abs() < 1e-5, "add {r},{o}");
             }
         }
+    }
+
+    #[test]
+    fn interior_pixels_give_the_one_pixel_bits() {
+        let (h, w, c) = (7, 11, 2 * L);
+        let x: Vec<f32> = (0..h * w * c).map(|i| ((i * 7919 % 101) as f32 - 50.0) / 40.0).collect();
+        let wt: Vec<f32> = (0..c * 49).map(|i| ((i * 104_729 % 97) as f32 - 48.0) / 60.0).collect();
+        let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.01).collect();
+        let dw = Depthwise::new(&wt, &bias);
+        let (mut grouped, mut single) = (vec![0f32; w * c], vec![0f32; w * c]);
+        for c0 in (0..c).step_by(L) {
+            depthwise_interior(&dw, &x, (h, w), (0, 3), (0, 7), 3, c0, &mut grouped);
+            for ox in 3..3 + PIXELS {
+                depthwise_lane(&dw, &x, (h, w), (0, 3), (0, 7), (ox, (0, 7)), c0, &mut single);
+            }
+        }
+        let bits = |v: &[f32]| v[3 * c..(3 + PIXELS) * c].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&grouped), bits(&single));
+        assert!(grouped[3 * c..(3 + PIXELS) * c].iter().all(|&v| v != 0.0));
     }
 
     #[test]
