@@ -1,9 +1,11 @@
 //! ConvNeXt on the CPU path: NHWC throughout, so torchvision's channels-last LayerNorm and
 //! linear layers need no permutes. A block is one pass of the depthwise 7×7 with its LayerNorm
 //! applied per pixel, `fc1` with GELU applied per tile, and `fc2` with the layer scale folded
-//! into its weights (in f64) adding into the residual stream.
+//! into its weights (in f64) adding into the residual stream; where the weights are small (the
+//! first stages), `fc1`·GELU·`fc2` runs a block of rows at a time, so that the hidden layer (four
+//! times the channels) stays in cache.
 
-use super::ops::{Depthwise, Linear, Norm, Then};
+use super::ops::{Depthwise, FUSED_ROWS, Linear, Norm, Then};
 use super::{Act, Conv, Dense, Pool, SyncPtr, fit, global_avg_pool};
 
 pub struct Block {
@@ -39,19 +41,23 @@ impl ConvNext {
         let mut spare = self.pool.take();
         let mut x = self.stem.forward_in(x, None, false, &mut spare);
         self.stem_norm.rows_in_place(&mut x.data);
-        let (rows, hid) =
-            (x.n * x.h * x.w, self.stages.first().and_then(|s| s.first()).map_or(0, |b| b.fc1.d_out));
-        let mut hidden = fit(&mut spare, rows * hid);
+        // The hidden rows of the blocks that do not fuse their two linear layers.
+        let rows = x.n * x.h * x.w;
+        let mut hidden = Vec::new();
         let (mut normed, mut scratch) = (fit(&mut spare, rows * x.c), fit(&mut spare, rows * x.c));
         for (i, stage) in self.stages.iter().enumerate() {
             let rows = x.n * x.h * x.w;
             for block in stage {
-                let normed = grow(&mut normed, rows * x.c);
+                let normed = grow(&mut normed, rows * x.c, &mut spare);
                 block.dwconv.forward_norm(&x.data, (x.h, x.w), normed, &block.norm);
-                let hidden = grow(&mut hidden, rows * block.fc1.d_out);
+                if block.fc1.d_in < FUSED_ROWS {
+                    block.fc1.gelu_into(&block.fc2, normed, &mut x.data);
+                    continue;
+                }
+                let hidden = grow(&mut hidden, rows * block.fc1.d_out, &mut spare);
                 block.fc1.forward(normed, hidden, Then::Gelu);
                 let residual = Then::AddInto(SyncPtr(x.data.as_mut_ptr()));
-                block.fc2.forward(hidden, grow(&mut scratch, rows * x.c), residual);
+                block.fc2.forward(hidden, grow(&mut scratch, rows * x.c, &mut spare), residual);
             }
             if let Some(d) = self.downsamples.get(i) {
                 let mut y = Act { data: fit(&mut spare, x.data.len()), ..x };
@@ -74,10 +80,14 @@ impl ConvNext {
     }
 }
 
-/// The first `n` values of `buf`, grown to hold them.
-fn grow(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+/// The first `n` values of `buf`; where it has fewer, it becomes the spare buffer that best
+/// holds them (and goes to the spares).
+fn grow<'a>(buf: &'a mut Vec<f32>, n: usize, spare: &mut Vec<Vec<f32>>) -> &'a mut [f32] {
     if buf.len() < n {
-        buf.resize(n, 0.0);
+        let old = std::mem::replace(buf, fit(spare, n));
+        if old.capacity() > 0 {
+            spare.push(old);
+        }
     }
     &mut buf[..n]
 }

@@ -9,7 +9,7 @@
 //! - 3×3 stride-1 convolutions (most of a ResNet's arithmetic) use Winograd's F(4×4, 3×3)
 //!   (Lavin & Gray, 2016): 36 multiplications per 4×4 output tile and channel pair instead of 144.
 //!   The filter transform is computed once, in f64.
-//! - Every other convolution is im2col plus `gemm`, the crate candle uses.
+//! - Every other convolution is im2col and a matrix product on filters packed once ([`packed`]).
 //!
 //! Work is split into pieces whose sizes depend on the layer's shape only, never on the thread
 //! count, and each piece is computed by one thread: the results are bit-identical from run to
@@ -97,9 +97,12 @@ macro_rules! each {
 
 pub mod convnext;
 pub mod ops;
+pub mod packed;
 pub mod vit;
 
 use rayon::prelude::*;
+
+use packed::Packed;
 
 /// NHWC activations.
 #[derive(Clone, Debug)]
@@ -143,11 +146,15 @@ pub struct Conv {
     k: usize,
     stride: usize,
     pad: usize,
-    /// `[k·k·cin, cout]`, rows in im2col order (ky, kx, ci); empty where Winograd is used.
-    w: Vec<f32>,
+    filters: Filters,
     bias: Vec<f32>,
-    /// Winograd-domain filters `[36, cin, cout]` (3×3, stride 1, padding 1).
-    wino: Option<Vec<f32>>,
+}
+
+enum Filters {
+    /// `[k·k·cin, cout]`, rows in im2col order (ky, kx, ci).
+    Im2col(Packed),
+    /// Winograd-domain filters (3×3, stride 1, padding 1): 36 of `[cin, cout]`.
+    Winograd(Vec<Packed>),
 }
 
 impl Conv {
@@ -179,11 +186,11 @@ impl Conv {
         // The folded filter in f64, `[cout][cin][ky][kx]`.
         let folded: Vec<f64> =
             weight.iter().enumerate().map(|(i, &v)| v as f64 * scale[i / (cin * k * k)]).collect();
-        let wino = (k == 3 && stride == 1 && pad == 1).then(|| winograd_filters(&folded, cout, cin));
-        // The im2col layout, only for the convolutions that use it.
-        let mut w = Vec::new();
-        if wino.is_none() {
-            w = vec![0f32; k * k * cin * cout];
+        let filters = if k == 3 && stride == 1 && pad == 1 {
+            let u = winograd_filters(&folded, cout, cin);
+            Filters::Winograd(u.chunks_exact(cin * cout).map(|e| Packed::new(e, cin, cout)).collect())
+        } else {
+            let mut w = vec![0f32; k * k * cin * cout];
             for t in 0..k * k {
                 for i in 0..cin {
                     for o in 0..cout {
@@ -191,8 +198,9 @@ impl Conv {
                     }
                 }
             }
-        }
-        Conv { cin, cout, k, stride, pad, w, bias: shift.iter().map(|&b| b as f32).collect(), wino }
+            Filters::Im2col(Packed::new(&w, k * k * cin, cout))
+        };
+        Conv { cin, cout, k, stride, pad, filters, bias: shift.iter().map(|&b| b as f32).collect() }
     }
 
     fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
@@ -214,15 +222,24 @@ impl Conv {
             assert_eq!((r.n, r.h, r.w, r.c), (x.n, ho, wo, self.cout), "residual shape");
         }
         let mut buf = fit(spare, x.n * ho * wo * self.cout);
-        match &self.wino {
-            Some(u) => self.winograd(x, u, residual, relu, &mut buf),
-            None => self.im2col(x, ho, wo, residual, relu, &mut buf),
+        match &self.filters {
+            Filters::Winograd(u) => self.winograd(x, u, residual, relu, &mut buf),
+            Filters::Im2col(w) => self.im2col(x, w, ho, wo, residual, relu, &mut buf),
         };
         Act { n: x.n, h: ho, w: wo, c: self.cout, data: buf }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn im2col(&self, x: &Act, ho: usize, wo: usize, residual: Option<&Act>, relu: bool, out: &mut [f32]) {
+    fn im2col(
+        &self,
+        x: &Act,
+        w: &Packed,
+        ho: usize,
+        wo: usize,
+        residual: Option<&Act>,
+        relu: bool,
+        out: &mut [f32],
+    ) {
         let (cin, cout, k) = (self.cin, self.cout, self.k);
         let rows = x.n * ho * wo;
         let kdim = k * k * cin;
@@ -239,21 +256,13 @@ impl Conv {
                 col = self.gather(x, ho, wo, r0, nr);
                 &col[..]
             };
-            // SAFETY: `o` is nr×cout, `lhs` nr×kdim and `w` kdim×cout, all row-major.
+            let residual = residual.map(|r| &r.data[r0 * cout..(r0 + nr) * cout]);
+            // SAFETY: `o` is nr×cout and `lhs` nr×kdim, both row-major.
             unsafe {
-                matmul(
-                    nr,
-                    cout,
-                    kdim,
-                    o.as_mut_ptr(),
-                    cout,
-                    lhs.as_ptr(),
-                    kdim,
-                    (self.w.as_ptr(), cout, 1),
-                    1.0,
-                )
+                w.product(nr, lhs.as_ptr(), kdim, o.as_mut_ptr(), cout, 0..cout, |r, row| {
+                    epilogue(row, &self.bias, residual.map(|res| &res[r * cout..(r + 1) * cout]), relu)
+                })
             };
-            epilogue(o, &self.bias, residual.map(|r| &r.data[r0 * cout..(r0 + nr) * cout]), relu);
         });
     }
 
@@ -286,7 +295,7 @@ impl Conv {
         col
     }
 
-    fn winograd(&self, x: &Act, u: &[f32], residual: Option<&Act>, relu: bool, out: &mut [f32]) {
+    fn winograd(&self, x: &Act, u: &[Packed], residual: Option<&Act>, relu: bool, out: &mut [f32]) {
         let (cin, cout) = (self.cin, self.cout);
         let (ho, wo) = (x.h, x.w);
         let (th, tw) = (ho.div_ceil(4), wo.div_ceil(4));
@@ -313,16 +322,14 @@ impl Conv {
                 // SAFETY: product `e` reads column block `e` of V (nt rows of stride 36·cin) and
                 // writes column block `e` of M; blocks of different `e` do not overlap.
                 unsafe {
-                    matmul(
+                    u[e].product(
                         nt,
-                        cout,
-                        cin,
-                        mp.get().add(e * cout),
-                        36 * cout,
                         vp.get().add(e * cin),
                         36 * cin,
-                        (u.as_ptr().add(e * cin * cout), cout, 1),
-                        1.0,
+                        mp.get().add(e * cout),
+                        36 * cout,
+                        0..cout,
+                        |_, _| {},
                     )
                 }
             });
@@ -919,7 +926,7 @@ mod tests {
             let wt = values(cout * cin * k * k, 100 + seed as u64);
             let bias = values(cout, 200 + seed as u64);
             let conv = Conv::new(&wt, cout, cin, k, s, p, Some(&bias), None);
-            assert_eq!(conv.wino.is_some(), k == 3 && s == 1);
+            assert_eq!(matches!(conv.filters, Filters::Winograd(_)), k == 3 && s == 1);
             let want = direct(&x, &wt, cout, k, s, p, &bias);
             let res = Act { data: values(want.len(), 300 + seed as u64), ..conv.forward(&x, None, false) };
             let got = conv.forward(&x, Some(&res), true);

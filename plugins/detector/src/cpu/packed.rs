@@ -1,0 +1,462 @@
+//! Matrix products whose right-hand side is a layer's weights: packed once, when the network is
+//! built, into panels of `nr` columns (k rows of `nr` values each), so that no product packs
+//! them again. A register-blocked kernel (`mr × nr` accumulators) runs over each panel, reading
+//! the left-hand side's rows where they are (no packing; only a partial group of rows is copied
+//! and padded), BLIS's order: for each block of `kc` steps of k and [`MB`] rows, each panel's
+//! slice stays in L1 while the block's row groups run over it. The caller's epilogue runs on a
+//! block of rows as soon as its values are final, while they are in L2.
+//!
+//! Every output value is one chain of fused multiply-adds over k in order, starting from zero,
+//! whatever the kernel, the blocking or the tile: the AVX-512, AVX2 and portable kernels give
+//! the same bits (the tests check it against a scalar loop).
+
+use std::ops::Range;
+
+/// Rows per block: a panel's slice of `kc` rows is loaded into L1 once per block of rows.
+const MB: usize = 96;
+/// The most steps of k per block.
+const KC_MAX: usize = 256;
+/// The most rows any kernel takes.
+const MR_MAX: usize = 12;
+/// The widest panel.
+const NR_MAX: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// 12 rows × 32 columns (24 zmm accumulators).
+    Avx512,
+    /// 6 rows × 16 columns (12 ymm accumulators).
+    Avx2,
+    /// 4 rows × 16 columns, plain Rust (`mul_add`).
+    Portable,
+}
+
+impl Kernel {
+    /// The widest kernel this CPU runs.
+    pub fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                return Kernel::Avx512;
+            }
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Portable
+    }
+
+    /// Every kernel this CPU runs.
+    pub fn available() -> Vec<Kernel> {
+        let best = Kernel::detect();
+        [Kernel::Avx512, Kernel::Avx2, Kernel::Portable]
+            .into_iter()
+            .filter(|k| match k {
+                Kernel::Avx512 => best == Kernel::Avx512,
+                Kernel::Avx2 => best != Kernel::Portable,
+                Kernel::Portable => true,
+            })
+            .collect()
+    }
+
+    const fn mr(self) -> usize {
+        match self {
+            Kernel::Avx512 => 12,
+            Kernel::Avx2 => 6,
+            Kernel::Portable => 4,
+        }
+    }
+
+    /// Steps of k per block: a panel's slice (`kc × nr`) takes 16 KiB, half an L1.
+    const fn kc(self) -> usize {
+        match self {
+            Kernel::Avx512 => 128,
+            Kernel::Avx2 | Kernel::Portable => 256,
+        }
+    }
+
+    const fn nr(self) -> usize {
+        match self {
+            Kernel::Avx512 => 32,
+            Kernel::Avx2 | Kernel::Portable => 16,
+        }
+    }
+}
+
+/// A `k × n` matrix in panels of the kernel's width.
+pub struct Packed {
+    k: usize,
+    n: usize,
+    kernel: Kernel,
+    /// Panel `p` is `k` rows of `nr` values: columns `p·nr ..`, zero past `n`.
+    data: Vec<f32>,
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Packed({}×{}, {:?})", self.k, self.n, self.kernel)
+    }
+}
+
+impl Packed {
+    /// `w`: `k` rows of `n` values, row-major, for this CPU's widest kernel.
+    pub fn new(w: &[f32], k: usize, n: usize) -> Packed {
+        Packed::for_kernel(w, k, n, Kernel::detect())
+    }
+
+    pub fn for_kernel(w: &[f32], k: usize, n: usize, kernel: Kernel) -> Packed {
+        assert_eq!(w.len(), k * n, "packed matrix size");
+        let nr = kernel.nr();
+        let panels = n.div_ceil(nr);
+        let mut data = vec![0f32; panels * k * nr];
+        for (p, panel) in data.chunks_exact_mut((k * nr).max(1)).enumerate().take(panels) {
+            let (c0, width) = (p * nr, nr.min(n - p * nr));
+            for (row, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                dst[..width].copy_from_slice(&w[row * n + c0..row * n + c0 + width]);
+            }
+        }
+        Packed { k, n, kernel, data }
+    }
+
+    /// Column `j` multiplied by `scale[j]` (in f64).
+    pub fn scale_columns(&mut self, scale: &[f32]) {
+        assert_eq!(scale.len(), self.n, "column scale size");
+        let nr = self.kernel.nr();
+        for (p, panel) in self.data.chunks_exact_mut((self.k * nr).max(1)).enumerate() {
+            for row in panel.chunks_exact_mut(nr) {
+                for (v, &s) in row.iter_mut().zip(&scale[p * nr..]) {
+                    *v = (*v as f64 * s as f64) as f32;
+                }
+            }
+        }
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Column blocks must start on a multiple of this.
+    pub fn panel(&self) -> usize {
+        self.kernel.nr()
+    }
+
+    /// `dst` (`m` rows of stride `ldd`; its column 0 is column `cols.start`) = `lhs` (`m × k`,
+    /// row stride `lda`) · the columns `cols` of this matrix, on the calling thread. `then(r,
+    /// row)` runs once on each row `r` as soon as its values are final.
+    ///
+    /// # Safety
+    /// `lhs` must address `m` rows of `k` values at stride `lda`, and `dst` `m` rows of
+    /// `cols.len()` values at stride `ldd`, not overlapping `lhs`.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn product(
+        &self,
+        m: usize,
+        lhs: *const f32,
+        lda: usize,
+        dst: *mut f32,
+        ldd: usize,
+        cols: Range<usize>,
+        mut then: impl FnMut(usize, &mut [f32]),
+    ) {
+        let (mr, nr, k) = (self.kernel.mr(), self.kernel.nr(), self.k);
+        assert!(
+            cols.start.is_multiple_of(nr) && cols.start <= cols.end && cols.end <= self.n,
+            "column block {cols:?}"
+        );
+        let nc = cols.len();
+        // SAFETY (every block below): rows `g0 .. g0 + rows` of `lhs` and `dst`, columns inside
+        // `cols`, as the caller guarantees; panels inside `data` by construction.
+        let row = |r: usize| unsafe { std::slice::from_raw_parts_mut(dst.add(r * ldd), nc) };
+        if k == 0 {
+            for r in 0..m {
+                let out = row(r);
+                out.fill(0.0);
+                then(r, out);
+            }
+            return;
+        }
+        let kcs = self.kernel.kc();
+        // The rows of a partial row group, padded with zero rows.
+        let mut pad = [0f32; MR_MAX * KC_MAX];
+        let mut edge = [0f32; MR_MAX * NR_MAX];
+        for k0 in (0..k).step_by(kcs) {
+            let kc = kcs.min(k - k0);
+            let last = k0 + kc == k;
+            for m0 in (0..m).step_by(MB) {
+                let mb = MB.min(m - m0);
+                // Each panel's slice (`kc × nr`) stays in L1 while every row group of the block
+                // runs over it; the block's rows (`mb × kc`) stay in L2 across the panels.
+                for j0 in cols.clone().step_by(nr) {
+                    let width = nr.min(cols.end - j0);
+                    let b = unsafe { self.data.as_ptr().add((j0 / nr) * k * nr + k0 * nr) };
+                    for g0 in (m0..m0 + mb).step_by(mr) {
+                        let rows = mr.min(m0 + mb - g0);
+                        let c = unsafe { dst.add(g0 * ldd + (j0 - cols.start)) };
+                        let (a, ars) = if rows == mr {
+                            (unsafe { lhs.add(g0 * lda + k0) }, lda)
+                        } else {
+                            for r in 0..mr {
+                                let dst = &mut pad[r * kc..(r + 1) * kc];
+                                if r < rows {
+                                    dst.copy_from_slice(unsafe {
+                                        std::slice::from_raw_parts(lhs.add((g0 + r) * lda + k0), kc)
+                                    });
+                                } else {
+                                    dst.fill(0.0);
+                                }
+                            }
+                            (pad.as_ptr(), kc)
+                        };
+                        if rows == mr && width == nr {
+                            unsafe { self.kernel(kc, a, ars, b, c, ldd, k0 > 0) };
+                            continue;
+                        }
+                        // A partial block: through a whole one on the stack.
+                        if k0 > 0 {
+                            for r in 0..rows {
+                                let src = unsafe { std::slice::from_raw_parts(c.add(r * ldd), width) };
+                                edge[r * nr..r * nr + width].copy_from_slice(src);
+                            }
+                        }
+                        unsafe { self.kernel(kc, a, ars, b, edge.as_mut_ptr(), nr, k0 > 0) };
+                        for r in 0..rows {
+                            let out = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldd), width) };
+                            out.copy_from_slice(&edge[r * nr..r * nr + width]);
+                        }
+                    }
+                }
+                if last {
+                    for r in m0..m0 + mb {
+                        then(r, row(r));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `mr × nr` block: `c` (+)= `a` (`mr` rows of `kc` values, row stride `lda`) · `b` (`kc`
+    /// rows of `nr`).
+    ///
+    /// # Safety
+    /// As [`Packed::product`]'s, for this block.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel(
+        &self,
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        load: bool,
+    ) {
+        // SAFETY: the kernel was detected on this CPU; pointers as the caller's.
+        unsafe {
+            match self.kernel {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => x86::avx512(kc, a, lda, b, c, ldc, load),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => x86::avx2(kc, a, lda, b, c, ldc, load),
+                _ => portable(kc, a, lda, b, c, ldc, load),
+            }
+        }
+    }
+}
+
+/// The portable kernel: 4 × 16.
+///
+/// # Safety
+/// As [`Packed::kernel`]'s.
+unsafe fn portable(kc: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, load: bool) {
+    const MR: usize = Kernel::Portable.mr();
+    const NR: usize = Kernel::Portable.nr();
+    // SAFETY: as the caller's.
+    unsafe {
+        let mut acc = [[0f32; NR]; MR];
+        if load {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                acc.copy_from_slice(std::slice::from_raw_parts(c.add(r * ldc), NR));
+            }
+        }
+        for kk in 0..kc {
+            let bk = std::slice::from_raw_parts(b.add(kk * NR), NR);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = *a.add(r * lda + kk);
+                for (s, &bv) in acc.iter_mut().zip(bk) {
+                    *s = av.mul_add(bv, *s);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            std::slice::from_raw_parts_mut(c.add(r * ldc), NR).copy_from_slice(acc);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::Kernel;
+
+    /// 12 × 32: two zmm per row, the row's value broadcast from the packed block.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; as [`super::Packed::kernel`]'s.
+    #[target_feature(enable = "avx512f,fma")]
+    pub unsafe fn avx512(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        load: bool,
+    ) {
+        const MR: usize = Kernel::Avx512.mr();
+        // SAFETY: as the caller's.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+            if load {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = [_mm512_loadu_ps(c.add(r * ldc)), _mm512_loadu_ps(c.add(r * ldc + 16))];
+                }
+            }
+            for kk in 0..kc {
+                let (b0, b1) = (_mm512_loadu_ps(b.add(kk * 32)), _mm512_loadu_ps(b.add(kk * 32 + 16)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * lda + kk));
+                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(c.add(r * ldc), acc[0]);
+                _mm512_storeu_ps(c.add(r * ldc + 16), acc[1]);
+            }
+        }
+    }
+
+    /// 6 × 16: two ymm per row.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; as [`super::Packed::kernel`]'s.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        load: bool,
+    ) {
+        const MR: usize = Kernel::Avx2.mr();
+        // SAFETY: as the caller's.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            if load {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = [_mm256_loadu_ps(c.add(r * ldc)), _mm256_loadu_ps(c.add(r * ldc + 8))];
+                }
+            }
+            for kk in 0..kc {
+                let (b0, b1) = (_mm256_loadu_ps(b.add(kk * 16)), _mm256_loadu_ps(b.add(kk * 16 + 8)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*a.add(r * lda + kk));
+                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                _mm256_storeu_ps(c.add(r * ldc), acc[0]);
+                _mm256_storeu_ps(c.add(r * ldc + 8), acc[1]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Each output a chain of `mul_add` over k in order, from zero.
+    fn reference(x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0f32; m * n];
+        for r in 0..m {
+            for j in 0..n {
+                out[r * n + j] = (0..k).fold(0f32, |acc, kk| x[r * k + kk].mul_add(w[kk * n + j], acc));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_kernel_gives_the_bits_of_one_fma_chain() {
+        // Partial row blocks and panels, k across blocks, and k = 0.
+        for &(m, k, n) in
+            &[(1, 1, 1), (13, 300, 40), (100, 300, 40), (25, 64, 96), (7, 513, 33), (12, 256, 32), (3, 0, 5)]
+        {
+            let (x, w) = (values(m * k, 1 + m as u64), values(k * n, 2 + n as u64));
+            let want = reference(&x, &w, m, k, n);
+            for kernel in Kernel::available() {
+                let p = Packed::for_kernel(&w, k, n, kernel);
+                // The whole width, and a block of columns from the second panel on, into a
+                // wider destination.
+                let mut got = vec![f32::NAN; m * n];
+                let mut seen = vec![0usize; m];
+                unsafe {
+                    p.product(m, x.as_ptr(), k, got.as_mut_ptr(), n, 0..n, |r, row| {
+                        assert_eq!(row.len(), n);
+                        assert_eq!(row, &want[r * n..(r + 1) * n], "{kernel:?} {m}×{k}×{n} row {r}");
+                        seen[r] += 1;
+                    })
+                };
+                assert_eq!(seen, vec![1; m], "{kernel:?}: each row finished once");
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{kernel:?} {m}×{k}×{n}");
+                // Scaled columns: the product of the scaled matrix.
+                let scale = values(n, 3);
+                let scaled: Vec<f32> =
+                    w.iter().enumerate().map(|(i, &v)| (v as f64 * scale[i % n] as f64) as f32).collect();
+                let mut sp = Packed::for_kernel(&w, k, n, kernel);
+                sp.scale_columns(&scale);
+                let mut got = vec![0f32; m * n];
+                unsafe { sp.product(m, x.as_ptr(), k, got.as_mut_ptr(), n, 0..n, |_, _| {}) };
+                assert_eq!(bits(&got), bits(&reference(&x, &scaled, m, k, n)), "{kernel:?} scaled");
+                let nr = p.panel();
+                if n > nr {
+                    let ld = n + 3;
+                    let mut wide = vec![f32::NAN; m * ld];
+                    unsafe { p.product(m, x.as_ptr(), k, wide.as_mut_ptr().add(1), ld, nr..n, |_, _| {}) };
+                    for r in 0..m {
+                        assert_eq!(
+                            bits(&wide[r * ld + 1..r * ld + 1 + n - nr]),
+                            bits(&want[r * n + nr..(r + 1) * n])
+                        );
+                        assert!(
+                            wide[r * ld].is_nan()
+                                && wide[r * ld + 1 + n - nr..(r + 1) * ld].iter().all(|v| v.is_nan())
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
