@@ -305,81 +305,52 @@ mod x86 {
 
     use super::Kernel;
 
-    /// 12 × 32: two zmm per row, the row's value broadcast from the packed block.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; as [`super::Packed::kernel`]'s.
-    #[target_feature(enable = "avx512f,fma")]
-    pub unsafe fn avx512(
-        kc: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        load: bool,
-    ) {
-        const MR: usize = Kernel::Avx512.mr();
-        // SAFETY: as the caller's.
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-            if load {
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    *acc = [_mm512_loadu_ps(c.add(r * ldc)), _mm512_loadu_ps(c.add(r * ldc + 16))];
+    /// A kernel of `Kernel::$kind.mr()` rows × two vectors of `$w` lanes per row, each row's value
+    /// broadcast.
+    macro_rules! kernel {
+        ($(#[$doc:meta])* $name:ident, $kind:ident, $feature:literal, $w:literal,
+         $zero:ident, $loadu:ident, $storeu:ident, $set1:ident, $fmadd:ident) => {
+            $(#[$doc])*
+            /// # Safety
+            /// The CPU has the kernel's features; as [`super::Packed::kernel`]'s.
+            #[target_feature(enable = $feature)]
+            pub unsafe fn $name(kc: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, load: bool) {
+                const MR: usize = Kernel::$kind.mr();
+                // SAFETY: as the caller's.
+                unsafe {
+                    let mut acc = [[$zero(); 2]; MR];
+                    if load {
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            *acc = [$loadu(c.add(r * ldc)), $loadu(c.add(r * ldc + $w))];
+                        }
+                    }
+                    for kk in 0..kc {
+                        let (b0, b1) = ($loadu(b.add(kk * 2 * $w)), $loadu(b.add(kk * 2 * $w + $w)));
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let av = $set1(*a.add(r * lda + kk));
+                            acc[0] = $fmadd(av, b0, acc[0]);
+                            acc[1] = $fmadd(av, b1, acc[1]);
+                        }
+                    }
+                    for (r, acc) in acc.iter().enumerate() {
+                        $storeu(c.add(r * ldc), acc[0]);
+                        $storeu(c.add(r * ldc + $w), acc[1]);
+                    }
                 }
             }
-            for kk in 0..kc {
-                let (b0, b1) = (_mm512_loadu_ps(b.add(kk * 32)), _mm512_loadu_ps(b.add(kk * 32 + 16)));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*a.add(r * lda + kk));
-                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                _mm512_storeu_ps(c.add(r * ldc), acc[0]);
-                _mm512_storeu_ps(c.add(r * ldc + 16), acc[1]);
-            }
-        }
+        };
     }
 
-    /// 6 × 16: two ymm per row.
-    ///
-    /// # Safety
-    /// The CPU has AVX2 and FMA; as [`super::Packed::kernel`]'s.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn avx2(
-        kc: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        load: bool,
-    ) {
-        const MR: usize = Kernel::Avx2.mr();
-        // SAFETY: as the caller's.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-            if load {
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    *acc = [_mm256_loadu_ps(c.add(r * ldc)), _mm256_loadu_ps(c.add(r * ldc + 8))];
-                }
-            }
-            for kk in 0..kc {
-                let (b0, b1) = (_mm256_loadu_ps(b.add(kk * 16)), _mm256_loadu_ps(b.add(kk * 16 + 8)));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm256_broadcast_ss(&*a.add(r * lda + kk));
-                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                _mm256_storeu_ps(c.add(r * ldc), acc[0]);
-                _mm256_storeu_ps(c.add(r * ldc + 8), acc[1]);
-            }
-        }
-    }
+    kernel!(
+        /// 12 × 32: two zmm per row.
+        avx512, Avx512, "avx512f,fma", 16,
+        _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps
+    );
+    kernel!(
+        /// 6 × 16: two ymm per row.
+        avx2, Avx2, "avx2,fma", 8,
+        _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps
+    );
 }
 
 #[cfg(test)]
