@@ -1,6 +1,6 @@
 //! ConvNeXt on the CPU path: NHWC throughout, so torchvision's channels-last LayerNorm and
 //! linear layers need no permutes. A block is one pass of the depthwise 7×7 with its LayerNorm
-//! applied per pixel, `fc1` with GELU applied per tile, and `fc2` with the layer scale folded
+//! applied per pixel, `fc1` with GELU applied per block of rows, and `fc2` with the layer scale folded
 //! into its weights (in f64) adding into the residual stream; where the weights are small (the
 //! first stages), `fc1`·GELU·`fc2` runs a block of rows at a time, so that the hidden layer (four
 //! times the channels) stays in cache.
@@ -80,8 +80,8 @@ impl ConvNext {
     }
 }
 
-/// The first `n` values of `buf`; where it has fewer, it becomes the spare buffer that best
-/// holds them (and goes to the spares).
+/// The first `n` values of `buf`. Where it has fewer, the spare buffer that best holds them
+/// takes its place, and the old one goes to the spares.
 fn grow<'a>(buf: &'a mut Vec<f32>, n: usize, spare: &mut Vec<Vec<f32>>) -> &'a mut [f32] {
     if buf.len() < n {
         let old = std::mem::replace(buf, fit(spare, n));

@@ -1,6 +1,6 @@
 //! The pieces ConvNeXt and the vision transformer are made of, on rows of channels (NHWC pixels
-//! or tokens): linear layers as tiled matrix products with their epilogue applied while a tile
-//! is in cache, LayerNorm, exact GELU, the 7×7 depthwise convolution, and `exp`.
+//! or tokens): linear layers as tiled products on packed weights ([`super::packed`]) with their
+//! epilogue applied to each block of rows while it is in cache, LayerNorm, exact GELU, the 7×7 depthwise convolution, and `exp`.
 
 use rayon::prelude::*;
 
@@ -94,8 +94,9 @@ impl Linear {
     /// `acc += next(gelu(self(x)))`, [`FUSED_ROWS`] rows at a time, each block on one thread, so
     /// that the hidden rows stay in cache instead of going to memory and back: the bits of
     /// `self.forward(x, hidden, Gelu)` then `next.forward(hidden, _, AddInto(acc))`. It reads
-    /// both weight matrices once per block, so it moves less data than those two when
-    /// `self.d_in < FUSED_ROWS`.
+    /// both weight matrices (`2·d_in·h` values) once per block instead of writing and reading the
+    /// hidden rows (`2·h` values a row), so by that count it moves less data when
+    /// `self.d_in < FUSED_ROWS` (a model, not a measurement).
     pub fn gelu_into(&self, next: &Linear, x: &[f32], acc: &mut [f32]) {
         let (k, h, n) = (self.d_in, self.d_out, next.d_out);
         assert_eq!(next.d_in, h, "hidden width");

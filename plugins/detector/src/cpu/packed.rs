@@ -14,6 +14,11 @@ use std::ops::Range;
 
 /// Rows per block: a panel's slice of `kc` rows is loaded into L1 once per block of rows.
 const MB: usize = 96;
+const _: () = assert!(
+    MB.is_multiple_of(Kernel::Avx512.mr())
+        && MB.is_multiple_of(Kernel::Avx2.mr())
+        && MB.is_multiple_of(Kernel::Portable.mr())
+);
 /// The most steps of k per block.
 const KC_MAX: usize = 256;
 /// The most rows any kernel takes.
@@ -48,7 +53,8 @@ impl Kernel {
     }
 
     /// Every kernel this CPU runs.
-    pub fn available() -> Vec<Kernel> {
+    #[cfg(test)]
+    fn available() -> Vec<Kernel> {
         let best = Kernel::detect();
         [Kernel::Avx512, Kernel::Avx2, Kernel::Portable]
             .into_iter()
@@ -68,7 +74,7 @@ impl Kernel {
         }
     }
 
-    /// Steps of k per block: a panel's slice (`kc × nr`) takes 16 KiB, half an L1.
+    /// Steps of k per block: a panel's slice (`kc × nr`) takes 16 KiB, half of a 32 KiB L1.
     const fn kc(self) -> usize {
         match self {
             Kernel::Avx512 => 128,
@@ -105,7 +111,7 @@ impl Packed {
         Packed::for_kernel(w, k, n, Kernel::detect())
     }
 
-    pub fn for_kernel(w: &[f32], k: usize, n: usize, kernel: Kernel) -> Packed {
+    fn for_kernel(w: &[f32], k: usize, n: usize, kernel: Kernel) -> Packed {
         assert_eq!(w.len(), k * n, "packed matrix size");
         let nr = kernel.nr();
         let panels = n.div_ceil(nr);
@@ -132,21 +138,9 @@ impl Packed {
         }
     }
 
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
-    /// Column blocks must start on a multiple of this.
-    pub fn panel(&self) -> usize {
-        self.kernel.nr()
-    }
-
-    /// `dst` (`m` rows of stride `ldd`; its column 0 is column `cols.start`) = `lhs` (`m × k`,
-    /// row stride `lda`) · the columns `cols` of this matrix, on the calling thread. `then(r,
+    /// `dst` (`m` rows of stride `ldd`; its column 0 is column `cols.start`, which must be a
+    /// multiple of the panel width, 16 or 32) = `lhs` (`m × k`, row stride `lda`) · the columns
+    /// `cols` of this matrix, on the calling thread. `then(r,
     /// row)` runs once on each row `r` as soon as its values are final.
     ///
     /// # Safety
@@ -189,6 +183,22 @@ impl Packed {
             let last = k0 + kc == k;
             for m0 in (0..m).step_by(MB) {
                 let mb = MB.min(m - m0);
+                // Only the block's last row group can be partial (`MB` is a multiple of every
+                // `mr`): its rows, padded with zero rows, are copied once for all panels.
+                let tail = mb % mr;
+                if tail > 0 {
+                    let g0 = m0 + mb - tail;
+                    for r in 0..mr {
+                        let dst = &mut pad[r * kc..(r + 1) * kc];
+                        if r < tail {
+                            dst.copy_from_slice(unsafe {
+                                std::slice::from_raw_parts(lhs.add((g0 + r) * lda + k0), kc)
+                            });
+                        } else {
+                            dst.fill(0.0);
+                        }
+                    }
+                }
                 // Each panel's slice (`kc × nr`) stays in L1 while every row group of the block
                 // runs over it; the block's rows (`mb × kc`) stay in L2 across the panels.
                 for j0 in cols.clone().step_by(nr) {
@@ -200,16 +210,6 @@ impl Packed {
                         let (a, ars) = if rows == mr {
                             (unsafe { lhs.add(g0 * lda + k0) }, lda)
                         } else {
-                            for r in 0..mr {
-                                let dst = &mut pad[r * kc..(r + 1) * kc];
-                                if r < rows {
-                                    dst.copy_from_slice(unsafe {
-                                        std::slice::from_raw_parts(lhs.add((g0 + r) * lda + k0), kc)
-                                    });
-                                } else {
-                                    dst.fill(0.0);
-                                }
-                            }
                             (pad.as_ptr(), kc)
                         };
                         if rows == mr && width == nr {
@@ -411,7 +411,7 @@ mod tests {
                 let mut got = vec![0f32; m * n];
                 unsafe { sp.product(m, x.as_ptr(), k, got.as_mut_ptr(), n, 0..n, |_, _| {}) };
                 assert_eq!(bits(&got), bits(&reference(&x, &scaled, m, k, n)), "{kernel:?} scaled");
-                let nr = p.panel();
+                let nr = kernel.nr();
                 if n > nr {
                     let ld = n + 3;
                     let mut wide = vec![f32::NAN; m * ld];

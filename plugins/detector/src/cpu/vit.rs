@@ -1,6 +1,6 @@
 //! The vision transformer on the CPU path: tokens are rows (`[N·T, D]`), the patch embedding is
-//! the im2col convolution, and every linear layer a tiled matrix product with its bias, GELU or
-//! residual applied per tile. Attention runs per (image, head) on one thread: scores `q·kᵀ/√d`
+//! the im2col convolution, and every linear layer a tiled product on packed weights with its
+//! bias, GELU or residual applied per block of rows. Attention runs per (image, head) on one thread: scores `q·kᵀ/√d`
 //! by `gemm` straight from the packed `in_proj` output (no copies of q, k, v), a softmax per
 //! row, then the weighted values written into that head's columns.
 
