@@ -619,50 +619,6 @@ fn winograd_filters(folded: &[f64], cout: usize, cin: usize) -> Vec<f32> {
     u
 }
 
-/// `dst (m×n, row stride dst_rs) = scale · lhs (m×k, row stride lhs_rs) · rhs (k×n)`, unit
-/// column strides but for `rhs`, given as (pointer, row stride, column stride), on the calling
-/// thread.
-///
-/// # Safety
-/// Every pointer must address its whole matrix.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: usize,
-    lhs: *const f32,
-    lhs_rs: usize,
-    rhs: (*const f32, usize, usize),
-    scale: f32,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            false,
-            lhs,
-            1,
-            lhs_rs as isize,
-            rhs.0,
-            rhs.2 as isize,
-            rhs.1 as isize,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 vectorized! {
     /// [`epilogue_body`] for the CPU's vector width.
     fn epilogue(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) = epilogue_body;

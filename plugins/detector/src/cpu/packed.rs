@@ -113,16 +113,44 @@ impl Packed {
 
     fn for_kernel(w: &[f32], k: usize, n: usize, kernel: Kernel) -> Packed {
         assert_eq!(w.len(), k * n, "packed matrix size");
-        let nr = kernel.nr();
+        let mut p = Packed { k: 0, n: 0, kernel, data: Vec::new() };
+        p.fill(k, n, w, n, 1);
+        p
+    }
+
+    /// An empty matrix for this CPU's widest kernel, to be [`fill`](Packed::fill)ed.
+    pub fn empty() -> Packed {
+        Packed { k: 0, n: 0, kernel: Kernel::detect(), data: Vec::new() }
+    }
+
+    /// Repacks this matrix as `k × n`, element (`r`, `c`) at `src[r·rs + c·cs]`, in its own
+    /// storage: for right-hand sides that are activations (attention's `kᵀ` and `v`), packed per
+    /// product. The source is read along its unit stride.
+    pub fn fill(&mut self, k: usize, n: usize, src: &[f32], rs: usize, cs: usize) {
+        let nr = self.kernel.nr();
         let panels = n.div_ceil(nr);
-        let mut data = vec![0f32; panels * k * nr];
-        for (p, panel) in data.chunks_exact_mut((k * nr).max(1)).enumerate().take(panels) {
+        (self.k, self.n) = (k, n);
+        self.data.clear();
+        self.data.resize(panels * k * nr, 0.0);
+        if k == 0 || n == 0 {
+            return;
+        }
+        assert!((k - 1) * rs + (n - 1) * cs < src.len(), "packed source size");
+        for (p, panel) in self.data.chunks_exact_mut(k * nr).enumerate() {
             let (c0, width) = (p * nr, nr.min(n - p * nr));
-            for (row, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                dst[..width].copy_from_slice(&w[row * n + c0..row * n + c0 + width]);
+            if cs == 1 {
+                for (r, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                    dst[..width].copy_from_slice(&src[r * rs + c0..r * rs + c0 + width]);
+                }
+            } else {
+                for j in 0..width {
+                    let col = (c0 + j) * cs;
+                    for r in 0..k {
+                        panel[r * nr + j] = src[col + r * rs];
+                    }
+                }
             }
         }
-        Packed { k, n, kernel, data }
     }
 
     /// Column `j` multiplied by `scale[j]` (in f64).
@@ -427,6 +455,31 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_refilled_matrix_is_the_matrix_packed_anew() {
+        // Refilled larger, then smaller, from a transposed source and from rows with a stride:
+        // no values left from before.
+        let mut p = Packed::empty();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for &(m, k, n) in &[(5, 64, 197), (9, 197, 64), (3, 7, 5)] {
+            let x = values(m * k, 4 + m as u64);
+            let wt = values(n * k, 5 + n as u64); // n × k: the matrix's transpose
+            let w: Vec<f32> = (0..k * n).map(|i| wt[(i % n) * k + i / n]).collect();
+            let ld = n + 3;
+            let strided: Vec<f32> =
+                (0..k * ld).map(|i| if i % ld < n { w[i / ld * n + i % ld] } else { f32::NAN }).collect();
+            let mut want = vec![0f32; m * n];
+            unsafe { Packed::new(&w, k, n).product(m, x.as_ptr(), k, want.as_mut_ptr(), n, 0..n, |_, _| {}) };
+            assert_eq!(bits(&want), bits(&reference(&x, &w, m, k, n)), "{m}×{k}×{n}: one FMA chain");
+            for (src, rs, cs) in [(&wt, 1, k), (&strided, ld, 1)] {
+                p.fill(k, n, src, rs, cs);
+                let mut got = vec![0f32; m * n];
+                unsafe { p.product(m, x.as_ptr(), k, got.as_mut_ptr(), n, 0..n, |_, _| {}) };
+                assert_eq!(bits(&got), bits(&want), "{m}×{k}×{n}, strides {rs}, {cs}");
             }
         }
     }

@@ -1,13 +1,16 @@
 //! The vision transformer on the CPU path: tokens are rows (`[N·T, D]`), the patch embedding is
 //! the im2col convolution, and every linear layer a tiled product on packed weights with its
-//! bias, GELU or residual applied per block of rows. Attention runs per (image, head) on one thread: scores `q·kᵀ/√d`
-//! by `gemm` straight from the packed `in_proj` output (no copies of q, k, v), a softmax per
-//! row, then the weighted values written into that head's columns.
+//! bias, GELU or residual applied per block of rows. Attention runs per (image, head) on one
+//! thread, on the same packed products: `kᵀ` and `v` are packed from the `in_proj` output (q is
+//! read where it is), scores `q·kᵀ/√d` with each row's softmax as soon as the row is final, then
+//! the weighted values written into that head's columns. So every product of the network is one
+//! FMA chain per output, whatever the CPU's vector width.
 
 use rayon::prelude::*;
 
 use super::ops::{Linear, Norm, Then, exp, lane_sum};
-use super::{Act, Conv, Dense, SyncPtr, matmul};
+use super::packed::Packed;
+use super::{Act, Conv, Dense, SyncPtr};
 
 pub struct Layer {
     pub ln_1: Norm,
@@ -83,25 +86,28 @@ fn attention(qkv: &[f32], out: &mut [f32], n: usize, t: usize, d: usize, heads: 
     let scale = 1.0 / (hd as f32).sqrt();
     let dst = SyncPtr(out.as_mut_ptr());
     (0..n * heads).into_par_iter().for_each_init(
-        || vec![0f32; t * t],
-        |scores, task| {
+        || (vec![0f32; t * t], vec![0f32; t], Packed::empty(), Packed::empty()),
+        |(scores, sums, kt, vs), task| {
             let (b, h) = (task / heads, task % heads);
             let base = b * t * 3 * d + h * hd;
-            // SAFETY: q, k and v of image `b`, head `h` are `t` rows of stride 3D inside `qkv`;
-            // the output block (image `b`'s rows, head `h`'s columns) belongs to this task only.
+            // q, k and v of image `b`, head `h`: `t` rows of stride 3D inside `qkv`.
+            let (k, v) = (&qkv[base + d..], &qkv[base + 2 * d..]);
+            kt.fill(hd, t, k, 1, 3 * d);
+            vs.fill(t, hd, v, 3 * d, 1);
+            // SAFETY: q is `t` rows of `hd` at stride 3D inside `qkv`, `scores` is `t × t`; the
+            // output block (image `b`'s rows, head `h`'s columns) belongs to this task only.
             unsafe {
-                let q = qkv.as_ptr().add(base);
-                let (k, v) = (q.add(d), q.add(2 * d));
-                // scores (t × t) = scale · q (t × hd) · kᵀ (hd × t: row stride 1, column stride 3D)
-                matmul(t, t, hd, scores.as_mut_ptr(), t, q, 3 * d, (k, 1, 3 * d), scale);
-                let sums: Vec<f32> = scores.chunks_exact_mut(t).map(softmax_unnormalised).collect();
+                // scores (t × t) = scale · q (t × hd) · kᵀ (hd × t), each row's softmax (not
+                // yet divided by its sum) as soon as the row is final.
+                kt.product(t, qkv.as_ptr().add(base), 3 * d, scores.as_mut_ptr(), t, 0..t, |r, row| {
+                    row.iter_mut().for_each(|v| *v *= scale);
+                    sums[r] = softmax_unnormalised(row);
+                });
                 let o = dst.get().add(b * t * d + h * hd);
-                matmul(t, hd, t, o, d, scores.as_ptr(), t, (v, 3 * d, 1), 1.0);
-                for (r, &s) in sums.iter().enumerate() {
-                    let row = std::slice::from_raw_parts_mut(o.add(r * d), hd);
-                    let inv = 1.0 / s;
+                vs.product(t, scores.as_ptr(), t, o, d, 0..hd, |r, row| {
+                    let inv = 1.0 / sums[r];
                     row.iter_mut().for_each(|v| *v *= inv);
-                }
+                });
             }
         },
     );
