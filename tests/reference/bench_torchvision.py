@@ -4,8 +4,8 @@ same safetensors weights and inputs.
 
 Loads the weights into torchvision's network (ResNet, ConvNeXt, or a VisionTransformer of the
 shape given), builds the same uint8 inputs (splitmix64 bytes, as tests/reference/detector_parity.py),
-normalises them as the plugin does, and for each peer in --peers runs one warm-up batch and then
-times --iters batches:
+normalises them as the plugin does, and prepares each peer in --peers (one warm-up batch, whose
+logits it keeps):
 
 - `torch`: the module under torch.inference_mode, `--threads` intra-op threads.
 - `onnxruntime`: the module exported to ONNX (opset 17, dynamic batch), the CPU execution
@@ -14,14 +14,20 @@ times --iters batches:
   with AVX512_BF16 or AMX OpenVINO otherwise runs bf16: another computation),
   INFERENCE_NUM_THREADS=`--threads`, one stream, the latency hint.
 
-Prints JSON: the FLOPs per image that torch's FlopCounterMode counts (convolutions and matrix
-products, 2 per multiply-add), and per peer its images/s, the first batch's logits (which the
-Rust side compares with its own), its version, threads and precision.
+Then it takes turns with the caller, so that a host whose speed drifts slows every side alike:
+it prints the line `{"ready": true}`, and for every line it reads on stdin it times --iters
+batches of each peer in turn (half a second apart, so that no peer's spinning threads run into
+the next side's time) and prints `{"round": {peer: images/s, ...}}`. At the end of stdin it
+prints the result as one JSON line: the FLOPs per image that torch's FlopCounterMode counts
+(convolutions and matrix products, 2 per multiply-add), and per peer its images/s of every round,
+the warm-up batch's logits (which the Rust side compares with its own), its version, threads and
+precision.
 """
 
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -72,13 +78,12 @@ with FlopCounterMode(display=False) as counter:
 flops = counter.get_total_flops()
 
 
-def timed(run):
-    """(images/s, the first batch's logits) of `run`, after one warm-up batch."""
-    logits = np.asarray(run(), dtype=np.float64)
+def rate(run):
+    """Images/s of --iters batches of `run`."""
     t0 = time.perf_counter()
     for _ in range(a.iters):
         run()
-    return a.batch * a.iters / (time.perf_counter() - t0), logits
+    return a.batch * a.iters / (time.perf_counter() - t0)
 
 
 def peer_torch():
@@ -90,8 +95,7 @@ def peer_torch():
             out = m(xd).float().cpu().numpy()
         return out
 
-    rate, logits = timed(run)
-    return rate, logits, f"torch {torch.__version__}, torchvision {torchvision.__version__}", torch.get_num_threads(), "f32"
+    return run, f"torch {torch.__version__}, torchvision {torchvision.__version__}", torch.get_num_threads(), "f32"
 
 
 tmp = tempfile.TemporaryDirectory()
@@ -117,8 +121,7 @@ def peer_onnxruntime():
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(onnx_file(), so, providers=["CPUExecutionProvider"])
     xn = x.numpy()
-    rate, logits = timed(lambda: sess.run(None, {"x": xn})[0])
-    return rate, logits, f"onnxruntime {ort.__version__} (CPU EP)", a.threads, "f32"
+    return lambda: sess.run(None, {"x": xn})[0], f"onnxruntime {ort.__version__} (CPU EP)", a.threads, "f32"
 
 
 def peer_openvino():
@@ -134,20 +137,32 @@ def peer_openvino():
     req = compiled.create_infer_request()
     xn = x.numpy()
     out = compiled.output(0)
-    rate, logits = timed(lambda: req.infer({0: xn})[out])
     hint = compiled.get_property("INFERENCE_PRECISION_HINT")
     precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
-    return rate, logits, f"openvino {ov.__version__}", a.threads, precision
+    return lambda: req.infer({0: xn})[out], f"openvino {ov.__version__}", a.threads, precision
+
+
+def say(obj):
+    print(json.dumps(obj), flush=True)
 
 
 runs = {"torch": peer_torch, "onnxruntime": peer_onnxruntime, "openvino": peer_openvino}
-result = {"flops_per_image": flops, "peers": []}
+peers = []
 for name in a.peers.split(","):
     if name not in runs:
         raise SystemExit(f"unknown peer {name!r} (torch, onnxruntime, openvino)")
     if name != "torch" and a.device != "cpu":
         raise SystemExit(f"{name} runs on the CPU here; --device is {a.device}")
-    rate, logits, version, threads, precision = runs[name]()
-    result["peers"].append({"name": name, "images_per_s": rate, "logits": logits.tolist(),
-                            "version": version, "threads": threads, "precision": precision})
-print(json.dumps(result))
+    run, version, threads, precision = runs[name]()
+    logits = np.asarray(run(), dtype=np.float64)  # the warm-up batch
+    peers.append({"name": name, "run": run, "images_per_s": [], "logits": logits.tolist(),
+                  "version": version, "threads": threads, "precision": precision})
+say({"ready": True})
+for _ in sys.stdin:
+    for peer in peers:
+        peer["images_per_s"].append(rate(peer["run"]))
+        time.sleep(0.5)  # until the peer's spinning worker threads sleep, before the next side
+    say({"round": {peer["name"]: peer["images_per_s"][-1] for peer in peers}})
+for peer in peers:
+    del peer["run"]
+say({"flops_per_image": flops, "peers": peers})

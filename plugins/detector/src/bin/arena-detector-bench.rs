@@ -3,20 +3,24 @@
 //!
 //!   arena-detector-bench [--device cpu|wgpu|cuda] [--arch resnet18|resnet50|convnext_tiny|vit]
 //!                        [--vit 16,12,12,768,3072] [--batch 16] [--size 224] [--iters 5]
-//!                        [--python python3] [--peers torch,onnxruntime,openvino]
+//!                        [--rounds 3] [--python python3] [--peers torch,onnxruntime,openvino]
 //!                        [--threads N] [--torch-device cpu|cuda] [--burn] [--peak-tflops X]
 //!
-//! Writes a network of counter-based random weights (torchvision tensor names), times arena's
-//! forward pass (normalisation included, decoding excluded) after one warm-up batch (on the CPU,
-//! the plugin's own CPU path; `--burn` also times burn's Flex backend), then runs
-//! tests/reference/bench_torchvision.py on the same file and inputs for the peers asked for
-//! (ONNX Runtime and OpenVINO on the module exported to ONNX; OpenVINO pinned to f32), and
-//! prints for every side images/s, GFLOP/s (torch's FlopCounterMode count of the network),
-//! the fraction of the f32 FMA peak (measured on the CPU unless `--peak-tflops` gives it), the largest logit difference from arena, and each peer's
-//! ratio. The machine (`lscpu`) is printed first.
+//! Writes a network of counter-based random weights (torchvision tensor names), loads it into
+//! arena (on the CPU, the plugin's own CPU path; `--burn` also burn's Flex backend) and, through
+//! tests/reference/bench_torchvision.py, into the peers asked for (ONNX Runtime and OpenVINO on
+//! the module exported to ONNX; OpenVINO pinned to f32), each after one warm-up batch of the same
+//! inputs. Then `--rounds` rounds, each timing `--iters` forward passes (normalisation included,
+//! decoding excluded) of every side in turn, so that a host whose speed drifts (shared cloud
+//! machines change speed by 2× within minutes) slows every side alike. Prints for every side the
+//! median images/s, GFLOP/s (torch's FlopCounterMode count of the network), the fraction of the
+//! f32 FMA peak (measured on the CPU unless `--peak-tflops` gives it), the largest logit
+//! difference from arena, and arena's ratio to it: the median of the rounds' ratios, with their
+//! range. The machine (`lscpu`) is printed first.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use arena_detector::config::ModelConfig;
@@ -41,8 +45,12 @@ struct Args {
     /// Square input side.
     #[arg(long, default_value_t = 224)]
     size: usize,
+    /// Forward passes per side and round.
     #[arg(long, default_value_t = 5)]
     iters: usize,
+    /// Rounds of every side in turn.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Python with torch and torchvision (and onnxruntime, openvino for those peers); empty to
     /// skip the peers.
     #[arg(long, default_value = "python3")]
@@ -65,14 +73,13 @@ struct Args {
     burn: bool,
 }
 
-/// Images per second of `iters` forward passes over `images`, after the first (returned).
-fn time(det: &Detector, images: &[Vec<u8>], iters: usize) -> anyhow::Result<(f64, Vec<Vec<f32>>)> {
-    let first = det.image_logits(images)?;
+/// Images per second of `iters` forward passes over `images`.
+fn rate(det: &Detector, images: &[Vec<u8>], iters: usize) -> anyhow::Result<f64> {
     let t0 = Instant::now();
     for _ in 0..iters {
         det.image_logits(images)?;
     }
-    Ok(((images.len() * iters) as f64 / t0.elapsed().as_secs_f64(), first))
+    Ok((images.len() * iters) as f64 / t0.elapsed().as_secs_f64())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -116,82 +123,95 @@ fn main() -> anyhow::Result<()> {
                 .collect()
         })
         .collect();
-    let (arena_rate, first) = time(&det, &images, a.iters)?;
+    anyhow::ensure!(a.rounds > 0 && a.iters > 0, "--rounds and --iters must be at least 1");
+    // The warm-up batch of each local side, whose logits the others are compared with.
+    let first = det.image_logits(&images)?;
     let engine = if det.uses_cpu_path() { "CPU path" } else { "burn Flex" };
+    let mut locals = vec![(Row::new("arena", None, engine), &det)];
+    let burn_only;
+    if a.burn && det.uses_cpu_path() {
+        burn_only = Detector::load(dir.path(), &device)?.burn_only();
+        let logits = burn_only.image_logits(&images)?;
+        let diff =
+            max_diff(first.iter().flatten().map(|&x| x as f64), logits.iter().flatten().map(|&x| x as f64));
+        locals.push((Row::new("burn", Some(diff), "Flex"), &burn_only));
+    }
+    let mut peers = (!a.python.is_empty()).then(|| Peers::start(&a, &weights, dir.path())).transpose()?;
+    for _ in 0..a.rounds {
+        for (row, det) in &mut locals {
+            row.rates.push(rate(det, &images, a.iters)?);
+            // Until rayon's idle workers sleep, before the next side.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        if let Some(p) = &mut peers {
+            p.round()?;
+        }
+    }
+    let mut rows: Vec<Row> = locals.into_iter().map(|(row, _)| row).collect();
+    let mut flops = None;
+    if let Some(p) = peers {
+        let r = p.finish()?;
+        flops = r["flops_per_image"].as_f64();
+        for p in r["peers"].as_array().into_iter().flatten() {
+            let logits: Vec<Vec<f64>> = serde_json::from_value(p["logits"].clone())?;
+            let diff = max_diff(first.iter().flatten().map(|&x| x as f64), logits.iter().flatten().copied());
+            let detail = format!(
+                "{}, {} threads, {}",
+                p["version"].as_str().unwrap_or(""),
+                p["threads"],
+                p["precision"].as_str().unwrap_or("")
+            );
+            let mut row = Row::new(p["name"].as_str().unwrap_or("?"), Some(diff), &detail);
+            row.rates = serde_json::from_value(p["images_per_s"].clone())?;
+            anyhow::ensure!(
+                row.rates.len() == a.rounds,
+                "{}: {} rounds of {}",
+                row.side,
+                row.rates.len(),
+                a.rounds
+            );
+            rows.push(row);
+        }
+    }
+
     println!("machine: {}", arena_plugin_api::machine::describe());
     if let (true, Some(p)) = (measured, peak) {
         println!("f32 FMA peak: {:.1} GFLOP/s, measured (--peak-tflops gives another)", p * 1e3);
     }
     println!(
-        "network: {} ({}), batch {}, {}x{}, {} timed iterations; arena on {} ({engine}, {} threads)",
+        "network: {} ({}), batch {}, {}x{}, {} rounds of {} timed iterations per side; arena on {} ({engine}, {} threads)",
         a.arch,
         if a.arch == "vit" { a.vit.as_str() } else { "torchvision" },
         a.batch,
         a.size,
         a.size,
+        a.rounds,
         a.iters,
         a.device,
         rayon::current_num_threads()
     );
-    let mut rows = vec![Row { side: "arena".into(), rate: arena_rate, diff: None, detail: engine.into() }];
-    if a.burn && det.uses_cpu_path() {
-        let (rate, logits) = time(&Detector::load(dir.path(), &device)?.burn_only(), &images, a.iters)?;
-        let diff =
-            max_diff(first.iter().flatten().map(|&x| x as f64), logits.iter().flatten().map(|&x| x as f64));
-        rows.push(Row { side: "burn".into(), rate, diff: Some(diff), detail: "Flex".into() });
-    }
-
-    let mut flops = None;
-    if !a.python.is_empty() {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/bench_torchvision.py");
-        let size = a.size.to_string();
-        let mut cmd = Command::new(&a.python);
-        cmd.arg(&script)
-            .args(["--weights", &weights.display().to_string(), "--arch", &a.arch, "--classes", "2"])
-            .args(["--batch", &a.batch.to_string(), "--height", &size, "--width", &size, "--vit", &a.vit])
-            .args(["--iters", &a.iters.to_string(), "--device", &a.torch_device, "--peers", &a.peers]);
-        if let Some(t) = a.threads {
-            cmd.args(["--threads", &t.to_string()]);
-        }
-        let out = cmd.output()?;
-        if !out.status.success() {
-            anyhow::bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
-        }
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-        flops = r["flops_per_image"].as_f64();
-        for p in r["peers"].as_array().into_iter().flatten() {
-            let logits: Vec<Vec<f64>> = serde_json::from_value(p["logits"].clone())?;
-            let diff = max_diff(first.iter().flatten().map(|&x| x as f64), logits.iter().flatten().copied());
-            rows.push(Row {
-                side: p["name"].as_str().unwrap_or("?").into(),
-                rate: p["images_per_s"].as_f64().unwrap_or(f64::NAN),
-                diff: Some(diff),
-                detail: format!(
-                    "{}, {} threads, {}",
-                    p["version"].as_str().unwrap_or(""),
-                    p["threads"],
-                    p["precision"].as_str().unwrap_or("")
-                ),
-            });
-        }
-    }
     if let Some(f) = flops {
         println!("{:.3} GFLOP per image (torch FlopCounterMode: convolutions and matrix products)", f / 1e9);
     }
     println!(
-        "{:<12} {:>10} {:>9} {:>8} {:>10} {:>13}  detail",
-        "side", "images/s", "GFLOP/s", "of peak", "arena/side", "max |dlogit|"
+        "{:<12} {:>10} {:>9} {:>8} {:>10} {:>13} {:>13}  detail",
+        "side", "images/s", "GFLOP/s", "of peak", "arena/side", "range", "max |dlogit|"
     );
+    let arena = rows[0].rates.clone();
     for r in &rows {
-        let gflops = flops.map(|f| r.rate * f / 1e9);
+        let median_rate = median(r.rates.clone());
+        let gflops = flops.map(|f| median_rate * f / 1e9);
         let peak = gflops.zip(peak).map(|(g, p)| format!("{:.1}%", g / (p * 10.0))).unwrap_or("-".into());
+        // Paired by round: arena's rate over the side's in the same round.
+        let ratios: Vec<f64> = arena.iter().zip(&r.rates).map(|(x, y)| x / y).collect();
+        let (lo, hi) = ratios.iter().fold((f64::INFINITY, 0f64), |(l, h), &v| (l.min(v), h.max(v)));
         println!(
-            "{:<12} {:>10.2} {:>9} {peak:>8} {:>9.2}x {:>13}  {}",
+            "{:<12} {:>10.2} {:>9} {peak:>8} {:>9.2}x {:>13} {:>13}  {}",
             r.side,
-            r.rate,
+            median_rate,
             gflops.map(|g| format!("{g:.1}")).unwrap_or("-".into()),
-            arena_rate / r.rate,
+            median(ratios),
+            format!("{lo:.2}-{hi:.2}x"),
             r.diff.map(|d| format!("{d:.2e}")).unwrap_or("-".into()),
             r.detail
         );
@@ -199,12 +219,102 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One line of the table: a side's rate, its largest logit difference from arena, and what ran.
+/// The peers' process (tests/reference/bench_torchvision.py), taking turns with arena.
+struct Peers {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+    script: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Peers {
+    /// Starts the script and waits until every peer has loaded and run its warm-up batch.
+    fn start(a: &Args, weights: &Path, dir: &Path) -> anyhow::Result<Peers> {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/bench_torchvision.py");
+        let size = a.size.to_string();
+        // stderr to a file: a pipe nobody reads could fill and stall the peers.
+        let stderr = dir.join("peers.stderr");
+        let mut cmd = Command::new(&a.python);
+        cmd.arg(&script)
+            .args(["--weights", &weights.display().to_string(), "--arch", &a.arch, "--classes", "2"])
+            .args(["--batch", &a.batch.to_string(), "--height", &size, "--width", &size, "--vit", &a.vit])
+            .args(["--iters", &a.iters.to_string(), "--device", &a.torch_device, "--peers", &a.peers])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr)?);
+        if let Some(t) = a.threads {
+            cmd.args(["--threads", &t.to_string()]);
+        }
+        let mut child = cmd.spawn().map_err(|e| anyhow::anyhow!("{}: {e}", a.python))?;
+        let out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut p = Peers { child, out, script, stderr };
+        p.line("ready")?;
+        Ok(p)
+    }
+
+    /// One round: every peer times its iterations.
+    fn round(&mut self) -> anyhow::Result<()> {
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        stdin.write_all(b"round\n")?;
+        stdin.flush()?;
+        self.line("round").map(drop)
+    }
+
+    /// The result: FLOPs per image and, per peer, every round's images/s and its logits.
+    fn finish(mut self) -> anyhow::Result<serde_json::Value> {
+        drop(self.child.stdin.take());
+        let r = self.line("peers")?;
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "{} exited with {status}", self.script.display());
+        Ok(r)
+    }
+
+    /// The next line of output, which must be a JSON object with `key`.
+    fn line(&mut self, key: &str) -> anyhow::Result<serde_json::Value> {
+        let mut line = String::new();
+        self.out.read_line(&mut line)?;
+        match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(v) if v.get(key).is_some() => Ok(v),
+            _ => {
+                let _ = self.child.wait();
+                let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+                anyhow::bail!(
+                    "{} failed (wanted `{key}`, got {:?}): {err}",
+                    self.script.display(),
+                    line.trim()
+                )
+            }
+        }
+    }
+}
+
+/// One line of the table: a side's rate in every round, its largest logit difference from
+/// arena, and what ran.
 struct Row {
     side: String,
-    rate: f64,
+    rates: Vec<f64>,
     diff: Option<f64>,
     detail: String,
+}
+
+impl Row {
+    fn new(side: &str, diff: Option<f64>, detail: &str) -> Row {
+        Row { side: side.into(), rates: Vec::new(), diff, detail: detail.into() }
+    }
+}
+
+/// The median (the mean of the middle two for an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn max_diff(a: impl Iterator<Item = f64>, b: impl Iterator<Item = f64>) -> f64 {
