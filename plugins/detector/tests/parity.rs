@@ -106,6 +106,12 @@ fn check_cases(device: &burn::tensor::Device, label: &str, burn_only: bool) {
                     // The second pass computes into the first one's buffers, stale values and
                     // all: the same bits.
                     assert_eq!(det.image_logits(&images).unwrap(), logits, "{name}: a warm pass differs");
+                    // Each image alone (one layer at a time over the batch of one) has the bits
+                    // it has in the batch (where a ResNet's early layers run per image).
+                    for (i, image) in images.iter().enumerate() {
+                        let alone = det.image_logits(std::slice::from_ref(image)).unwrap();
+                        assert_eq!(alone[0], logits[i], "{name}: image {i} alone differs from the batch");
+                    }
                 }
                 logits
             }

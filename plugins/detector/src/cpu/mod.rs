@@ -244,8 +244,11 @@ impl Conv {
         let rows = x.n * ho * wo;
         let kdim = k * k * cin;
         let pointwise = k == 1 && self.stride == 1 && self.pad == 0;
-        // About 1 MiB of im2col rows per piece, and at least 8 pieces when there are enough rows.
-        let piece = (262_144 / kdim).clamp(16, 4096).min(rows.div_ceil(8).max(16));
+        // Pieces of whole 96-row blocks, at least 32 of them where there are rows enough (one
+        // piece more or less per thread is then a few percent of a layer, not an eighth of it);
+        // a gathered piece holds about 1 MiB of im2col rows at most.
+        let most = if pointwise { 4096 } else { (262_144 / kdim).clamp(96, 4096) };
+        let piece = rows.div_ceil(32).next_multiple_of(96).clamp(96, most.next_multiple_of(96));
         out.par_chunks_mut(piece * cout).enumerate().for_each(|(p, o)| {
             let r0 = p * piece;
             let nr = o.len() / cout;
@@ -773,12 +776,33 @@ pub struct Block {
     pub downsample: Option<Conv>,
 }
 
+impl Block {
+    /// The block's output; `x`'s buffer and the block's own go to `spare`.
+    fn forward_in(&self, x: Act, spare: &mut Vec<Vec<f32>>) -> Act {
+        let identity = self.downsample.as_ref().map(|d| d.forward_in(&x, None, false, spare));
+        let last = self.convs.len() - 1;
+        let mut y = self.convs[0].forward_in(&x, None, true, spare);
+        for c in &self.convs[1..last] {
+            let next = c.forward_in(&y, None, true, spare);
+            spare.push(std::mem::replace(&mut y, next).data);
+        }
+        let residual = Some(identity.as_ref().unwrap_or(&x));
+        let out = self.convs[last].forward_in(&y, residual, true, spare);
+        spare.push(y.data);
+        spare.extend(identity.map(|i| i.data));
+        spare.push(x.data);
+        out
+    }
+}
+
 /// A ResNet on the CPU path.
 pub struct ResNet {
     pub stem: Conv,
     pub blocks: Vec<Block>,
     pub fc: Dense,
     pub pool: Pool,
+    /// The spare buffers of the per-image early layers, a list per concurrent image.
+    pub per_image: std::sync::Mutex<Vec<Vec<Vec<f32>>>>,
 }
 
 impl std::fmt::Debug for ResNet {
@@ -792,28 +816,74 @@ impl ResNet {
     pub fn features(&self, x: &Act) -> Vec<f32> {
         // Buffers of finished layers (and of earlier passes), for the next layers' outputs.
         let mut spare = self.pool.take();
-        let stem = self.stem.forward_in(x, None, true, &mut spare);
-        let mut x = max_pool(&stem, 3, 2, 1, &mut spare);
-        spare.push(stem.data);
-        for block in &self.blocks {
-            let identity = block.downsample.as_ref().map(|d| d.forward_in(&x, None, false, &mut spare));
-            let last = block.convs.len() - 1;
-            let mut y = block.convs[0].forward_in(&x, None, true, &mut spare);
-            for c in &block.convs[1..last] {
-                let next = c.forward_in(&y, None, true, &mut spare);
-                spare.push(std::mem::replace(&mut y, next).data);
-            }
-            let residual = Some(identity.as_ref().unwrap_or(&x));
-            let out = block.convs[last].forward_in(&y, residual, true, &mut spare);
-            spare.push(y.data);
-            spare.extend(identity.map(|i| i.data));
-            spare.push(std::mem::replace(&mut x, out).data);
+        let (mut x, next) = if x.n > 1 {
+            self.early_per_image(x, &mut spare)
+        } else {
+            let stem = self.stem.forward_in(x, None, true, &mut spare);
+            let pooled = max_pool(&stem, 3, 2, 1, &mut spare);
+            spare.push(stem.data);
+            (pooled, 0)
+        };
+        for block in &self.blocks[next..] {
+            x = block.forward_in(x, &mut spare);
         }
         let features = global_avg_pool(&x);
         spare.push(x.data);
         self.pool.keep(spare);
         features
     }
+
+    /// The stem and the blocks whose inputs have at least [`ResNet::PER_IMAGE_PIXELS`] pixels,
+    /// one image at a time on each thread, so that an image's activations stay in the caches
+    /// between layers (a batch's would go to memory and back at every layer); then the images
+    /// as one batch, and the index of the next block. No value depends on another image or on
+    /// how the rows are split, so the bits are those of the whole batch layer by layer (the
+    /// parity test checks each image alone against the batch).
+    fn early_per_image(&self, x: &Act, spare: &mut Vec<Vec<f32>>) -> (Act, usize) {
+        let size = x.h * x.w * x.c;
+        let lists = std::sync::Mutex::new(std::mem::take(
+            &mut *self.per_image.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+        let images: Vec<(Act, usize)> = (0..x.n)
+            .into_par_iter()
+            .map(|b| {
+                let mut own = lists.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+                let mut data = fit(&mut own, size);
+                data.copy_from_slice(&x.data[b * size..(b + 1) * size]);
+                let image = Act { n: 1, h: x.h, w: x.w, c: x.c, data };
+                let stem = self.stem.forward_in(&image, None, true, &mut own);
+                own.push(image.data);
+                let mut y = max_pool(&stem, 3, 2, 1, &mut own);
+                own.push(stem.data);
+                let mut next = 0;
+                while next < self.blocks.len() && y.h * y.w >= Self::PER_IMAGE_PIXELS {
+                    y = self.blocks[next].forward_in(y, &mut own);
+                    next += 1;
+                }
+                lists.lock().unwrap_or_else(|e| e.into_inner()).push(own);
+                (y, next)
+            })
+            .collect();
+        let mut lists = lists.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (first, next) = (&images[0].0, images[0].1);
+        let (h, w, c) = (first.h, first.w, first.c);
+        let mut data = fit(spare, x.n * h * w * c);
+        for (i, (img, _)) in images.into_iter().enumerate() {
+            data[i * h * w * c..(i + 1) * h * w * c].copy_from_slice(&img.data);
+            let k = i % lists.len().max(1);
+            match lists.get_mut(k) {
+                Some(list) => list.push(img.data),
+                None => lists.push(vec![img.data]),
+            }
+        }
+        *self.per_image.lock().unwrap_or_else(|e| e.into_inner()) = lists;
+        (Act { n: x.n, h, w, c, data }, next)
+    }
+
+    /// Blocks whose input has at least this many pixels per image run per image: ResNet-50's
+    /// first two stages at 224² (a 56×56×256 output is 3.2 MB an image), where the activations
+    /// outweigh the weights; later blocks have more weights than an image has activations.
+    const PER_IMAGE_PIXELS: usize = 784;
 
     pub fn head(&self, features: &[f32]) -> Vec<Vec<f32>> {
         self.fc.forward(features)
