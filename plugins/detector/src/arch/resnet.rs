@@ -189,7 +189,7 @@ impl ResNet {
             blocks,
             fc: cpu_dense(&self.fc)?,
             pool: cpu::Pool::default(),
-            per_image: Default::default(),
+            per_image: cpu::PerImage::default(),
         })
     }
 }

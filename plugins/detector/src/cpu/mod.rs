@@ -370,6 +370,65 @@ impl Pool {
     }
 }
 
+/// A ResNet's layers whose input has at least this many pixels per image run one image at a
+/// time: ResNet-50's first two stages at 224² (a 56×56×256 output is 3.2 MB an image), where an
+/// image's activations outweigh the weights; later layers have more weights than an image has
+/// activations, and run on the batch. (ConvNeXt gains nothing from it: its fused MLP already
+/// keeps the hidden layer in cache.)
+pub const PER_IMAGE_PIXELS: usize = 784;
+
+/// Early layers run one image at a time on each thread, so that an image's activations stay in
+/// the caches from layer to layer (a batch's would go to memory and back at every layer). No
+/// value depends on another image or on how rows are split into pieces, so the bits are those of
+/// the whole batch layer by layer (the parity test checks each image alone against the batch).
+/// Holds the spare buffers of those layers between passes, a list per concurrent image.
+#[derive(Default)]
+pub struct PerImage(std::sync::Mutex<Vec<Vec<Vec<f32>>>>);
+
+impl PerImage {
+    /// `layers` on each image of `x` alone (handed its own spare buffers), in parallel; their
+    /// outputs as one batch, from `spare`, and what `layers` returned beside its output (which
+    /// must be the same for every image: it is read from the first).
+    pub fn run<T: Send>(
+        &self,
+        x: &Act,
+        spare: &mut Vec<Vec<f32>>,
+        layers: impl Fn(Act, &mut Vec<Vec<f32>>) -> (Act, T) + Sync,
+    ) -> (Act, T) {
+        assert!(x.n > 0, "per-image layers of an empty batch");
+        let size = x.h * x.w * x.c;
+        let lists =
+            std::sync::Mutex::new(std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner())));
+        let mut images: Vec<(Act, T)> = (0..x.n)
+            .into_par_iter()
+            .map(|b| {
+                let mut own = lists.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+                let mut data = fit(&mut own, size);
+                data.copy_from_slice(&x.data[b * size..(b + 1) * size]);
+                let out = layers(Act { n: 1, h: x.h, w: x.w, c: x.c, data }, &mut own);
+                lists.lock().unwrap_or_else(|e| e.into_inner()).push(own);
+                out
+            })
+            .collect();
+        let mut lists = lists.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (h, w, c) = (images[0].0.h, images[0].0.w, images[0].0.c);
+        let one = h * w * c;
+        let mut data = fit(spare, x.n * one);
+        let mut info = None;
+        for (i, (img, t)) in images.drain(..).enumerate() {
+            data[i * one..(i + 1) * one].copy_from_slice(&img.data);
+            // The images' buffers back to the lists, for the next pass.
+            match lists.len() {
+                0 => lists.push(vec![img.data]),
+                k => lists[i % k].push(img.data),
+            }
+            info.get_or_insert(t);
+        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = lists;
+        (Act { n: x.n, h, w, c, data }, info.expect("one image at least"))
+    }
+}
+
 /// `n` values in the spare buffer that best holds them: the smallest with room for them, else
 /// the largest (it grows in place of a new one), else a new one. The values are stale (zeros
 /// where it grew): the caller writes every one.
@@ -801,8 +860,7 @@ pub struct ResNet {
     pub blocks: Vec<Block>,
     pub fc: Dense,
     pub pool: Pool,
-    /// The spare buffers of the per-image early layers, a list per concurrent image.
-    pub per_image: std::sync::Mutex<Vec<Vec<Vec<f32>>>>,
+    pub per_image: PerImage,
 }
 
 impl std::fmt::Debug for ResNet {
@@ -833,57 +891,23 @@ impl ResNet {
         features
     }
 
-    /// The stem and the blocks whose inputs have at least [`ResNet::PER_IMAGE_PIXELS`] pixels,
-    /// one image at a time on each thread, so that an image's activations stay in the caches
-    /// between layers (a batch's would go to memory and back at every layer); then the images
-    /// as one batch, and the index of the next block. No value depends on another image or on
-    /// how the rows are split, so the bits are those of the whole batch layer by layer (the
-    /// parity test checks each image alone against the batch).
+    /// The stem and the blocks whose inputs have at least [`PER_IMAGE_PIXELS`] pixels, one
+    /// image at a time on each thread ([`PerImage`]), then the images as one batch, and the
+    /// index of the next block.
     fn early_per_image(&self, x: &Act, spare: &mut Vec<Vec<f32>>) -> (Act, usize) {
-        let size = x.h * x.w * x.c;
-        let lists = std::sync::Mutex::new(std::mem::take(
-            &mut *self.per_image.lock().unwrap_or_else(|e| e.into_inner()),
-        ));
-        let images: Vec<(Act, usize)> = (0..x.n)
-            .into_par_iter()
-            .map(|b| {
-                let mut own = lists.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-                let mut data = fit(&mut own, size);
-                data.copy_from_slice(&x.data[b * size..(b + 1) * size]);
-                let image = Act { n: 1, h: x.h, w: x.w, c: x.c, data };
-                let stem = self.stem.forward_in(&image, None, true, &mut own);
-                own.push(image.data);
-                let mut y = max_pool(&stem, 3, 2, 1, &mut own);
-                own.push(stem.data);
-                let mut next = 0;
-                while next < self.blocks.len() && y.h * y.w >= Self::PER_IMAGE_PIXELS {
-                    y = self.blocks[next].forward_in(y, &mut own);
-                    next += 1;
-                }
-                lists.lock().unwrap_or_else(|e| e.into_inner()).push(own);
-                (y, next)
-            })
-            .collect();
-        let mut lists = lists.into_inner().unwrap_or_else(|e| e.into_inner());
-        let (first, next) = (&images[0].0, images[0].1);
-        let (h, w, c) = (first.h, first.w, first.c);
-        let mut data = fit(spare, x.n * h * w * c);
-        for (i, (img, _)) in images.into_iter().enumerate() {
-            data[i * h * w * c..(i + 1) * h * w * c].copy_from_slice(&img.data);
-            let k = i % lists.len().max(1);
-            match lists.get_mut(k) {
-                Some(list) => list.push(img.data),
-                None => lists.push(vec![img.data]),
+        self.per_image.run(x, spare, |image, own| {
+            let stem = self.stem.forward_in(&image, None, true, own);
+            own.push(image.data);
+            let mut y = max_pool(&stem, 3, 2, 1, own);
+            own.push(stem.data);
+            let mut next = 0;
+            while next < self.blocks.len() && y.h * y.w >= PER_IMAGE_PIXELS {
+                y = self.blocks[next].forward_in(y, own);
+                next += 1;
             }
-        }
-        *self.per_image.lock().unwrap_or_else(|e| e.into_inner()) = lists;
-        (Act { n: x.n, h, w, c, data }, next)
+            (y, next)
+        })
     }
-
-    /// Blocks whose input has at least this many pixels per image run per image: ResNet-50's
-    /// first two stages at 224² (a 56×56×256 output is 3.2 MB an image), where the activations
-    /// outweigh the weights; later blocks have more weights than an image has activations.
-    const PER_IMAGE_PIXELS: usize = 784;
 
     pub fn head(&self, features: &[f32]) -> Vec<Vec<f32>> {
         self.fc.forward(features)
