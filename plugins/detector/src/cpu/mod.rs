@@ -244,9 +244,9 @@ impl Conv {
         let rows = x.n * ho * wo;
         let kdim = k * k * cin;
         let pointwise = k == 1 && self.stride == 1 && self.pad == 0;
-        // Pieces of whole 96-row blocks, at least 32 of them where there are rows enough (one
-        // piece more or less per thread is then a few percent of a layer, not an eighth of it);
-        // a gathered piece holds about 1 MiB of im2col rows at most.
+        // Pieces of whole 96-row blocks, up to 32 of them where there are rows enough (one piece
+        // more or less per thread is then a few percent of a layer, not an eighth of it); a
+        // gathered piece holds about 1 MiB of im2col rows at most.
         let most = if pointwise { 4096 } else { (262_144 / kdim).clamp(96, 4096) };
         let piece = rows.div_ceil(32).next_multiple_of(96).clamp(96, most.next_multiple_of(96));
         out.par_chunks_mut(piece * cout).enumerate().for_each(|(p, o)| {
