@@ -18,15 +18,16 @@
 //! difference from arena, and arena's ratio to it: the median of the rounds' ratios, with their
 //! range. The machine (`lscpu`) is printed first.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Instant;
 
 use arena_detector::config::ModelConfig;
 use arena_detector::weights::{export, splitmix, write_safetensors};
 use arena_detector::{Detector, Source, burn_device};
 use clap::Parser;
+
+mod peers;
+use peers::{Peers, Row, median, paired};
 
 #[derive(Parser)]
 #[command(about = "Detector forward-pass throughput: arena against PyTorch, ONNX Runtime and OpenVINO")]
@@ -136,7 +137,7 @@ fn main() -> anyhow::Result<()> {
             max_diff(first.iter().flatten().map(|&x| x as f64), logits.iter().flatten().map(|&x| x as f64));
         locals.push((Row::new("burn", Some(diff), "Flex"), &burn_only));
     }
-    let mut peers = (!a.python.is_empty()).then(|| Peers::start(&a, &weights, dir.path())).transpose()?;
+    let mut peers = (!a.python.is_empty()).then(|| start_peers(&a, &weights)).transpose()?;
     for _ in 0..a.rounds {
         for (row, det) in &mut locals {
             row.rates.push(rate(det, &images, a.iters)?);
@@ -202,16 +203,14 @@ fn main() -> anyhow::Result<()> {
         let median_rate = median(r.rates.clone());
         let gflops = flops.map(|f| median_rate * f / 1e9);
         let peak = gflops.zip(peak).map(|(g, p)| format!("{:.1}%", g / (p * 10.0))).unwrap_or("-".into());
-        // Paired by round: arena's rate over the side's in the same round.
-        let ratios: Vec<f64> = arena.iter().zip(&r.rates).map(|(x, y)| x / y).collect();
-        let (lo, hi) = ratios.iter().fold((f64::INFINITY, 0f64), |(l, h), &v| (l.min(v), h.max(v)));
+        let (ratio, range) = paired(&arena, &r.rates);
         println!(
             "{:<12} {:>10.2} {:>9} {peak:>8} {:>9.2}x {:>13} {:>13}  {}",
             r.side,
             median_rate,
             gflops.map(|g| format!("{g:.1}")).unwrap_or("-".into()),
-            median(ratios),
-            format!("{lo:.2}-{hi:.2}x"),
+            ratio,
+            range,
             r.diff.map(|d| format!("{d:.2e}")).unwrap_or("-".into()),
             r.detail
         );
@@ -219,102 +218,21 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The peers' process (tests/reference/bench_torchvision.py), taking turns with arena.
-struct Peers {
-    child: std::process::Child,
-    out: BufReader<std::process::ChildStdout>,
-    script: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Peers {
-    /// Starts the script and waits until every peer has loaded and run its warm-up batch.
-    fn start(a: &Args, weights: &Path, dir: &Path) -> anyhow::Result<Peers> {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/bench_torchvision.py");
-        let size = a.size.to_string();
-        // stderr to a file: a pipe nobody reads could fill and stall the peers.
-        let stderr = dir.join("peers.stderr");
-        let mut cmd = Command::new(&a.python);
-        cmd.arg(&script)
-            .args(["--weights", &weights.display().to_string(), "--arch", &a.arch, "--classes", "2"])
-            .args(["--batch", &a.batch.to_string(), "--height", &size, "--width", &size, "--vit", &a.vit])
-            .args(["--iters", &a.iters.to_string(), "--device", &a.torch_device, "--peers", &a.peers])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr)?);
-        if let Some(t) = a.threads {
-            cmd.args(["--threads", &t.to_string()]);
-        }
-        let mut child = cmd.spawn().map_err(|e| anyhow::anyhow!("{}: {e}", a.python))?;
-        let out = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut p = Peers { child, out, script, stderr };
-        p.line("ready")?;
-        Ok(p)
+/// The peers' process (tests/reference/bench_torchvision.py), ready for its first round.
+fn start_peers(a: &Args, weights: &Path) -> anyhow::Result<Peers> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/bench_torchvision.py");
+    let size = a.size.to_string();
+    let mut args: Vec<String> = [
+        "--weights", &weights.display().to_string(), "--arch", &a.arch, "--classes", "2",
+        "--batch", &a.batch.to_string(), "--height", &size, "--width", &size, "--vit", &a.vit,
+        "--iters", &a.iters.to_string(), "--device", &a.torch_device, "--peers", &a.peers,
+    ]
+    .map(String::from)
+    .into();
+    if let Some(t) = a.threads {
+        args.extend(["--threads".into(), t.to_string()]);
     }
-
-    /// One round: every peer times its iterations.
-    fn round(&mut self) -> anyhow::Result<()> {
-        let stdin = self.child.stdin.as_mut().expect("piped stdin");
-        stdin.write_all(b"round\n")?;
-        stdin.flush()?;
-        self.line("round").map(drop)
-    }
-
-    /// The result: FLOPs per image and, per peer, every round's images/s and its logits.
-    fn finish(mut self) -> anyhow::Result<serde_json::Value> {
-        drop(self.child.stdin.take());
-        let r = self.line("peers")?;
-        let status = self.child.wait()?;
-        anyhow::ensure!(status.success(), "{} exited with {status}", self.script.display());
-        Ok(r)
-    }
-
-    /// The next line of output, which must be a JSON object with `key`.
-    fn line(&mut self, key: &str) -> anyhow::Result<serde_json::Value> {
-        let mut line = String::new();
-        self.out.read_line(&mut line)?;
-        match serde_json::from_str::<serde_json::Value>(&line) {
-            Ok(v) if v.get(key).is_some() => Ok(v),
-            _ => {
-                let _ = self.child.wait();
-                let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-                anyhow::bail!(
-                    "{} failed (wanted `{key}`, got {:?}): {err}",
-                    self.script.display(),
-                    line.trim()
-                )
-            }
-        }
-    }
-}
-
-/// One line of the table: a side's rate in every round, its largest logit difference from
-/// arena, and what ran.
-struct Row {
-    side: String,
-    rates: Vec<f64>,
-    diff: Option<f64>,
-    detail: String,
-}
-
-impl Row {
-    fn new(side: &str, diff: Option<f64>, detail: &str) -> Row {
-        Row { side: side.into(), rates: Vec::new(), diff, detail: detail.into() }
-    }
-}
-
-/// The median (the mean of the middle two for an even count).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    Peers::start(&a.python, script, &args)
 }
 
 fn max_diff(a: impl Iterator<Item = f64>, b: impl Iterator<Item = f64>) -> f64 {
