@@ -30,6 +30,7 @@ use arena_plugin_api::{
     DeviceKind, EvalTask, Plugin, PluginError, PluginInfo, TaskKindInfo, TaskSpec, export_plugin,
 };
 use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
 
 pub use arch::Network;
 pub use config::{Architecture, Modality, ModelConfig};
@@ -137,6 +138,8 @@ pub struct Detector {
     device: burn::tensor::Device,
     /// The CPU path of the network, when the device is the CPU and the architecture has one.
     fast: Option<cpu::Net>,
+    /// The CPU path's input buffer, kept between passes.
+    inputs: cpu::Pool,
 }
 
 impl Detector {
@@ -159,7 +162,7 @@ impl Detector {
             Network::Vit(m) => Some(cpu::Net::Vit(m.cpu()?)),
             Network::M5(_) => None,
         };
-        Ok(Detector { config, network, naming, device, fast })
+        Ok(Detector { config, network, naming, device, fast, inputs: cpu::Pool::default() })
     }
 
     /// Runs everything through burn, even where the CPU path exists (comparisons, benchmarks).
@@ -194,10 +197,13 @@ impl Detector {
     /// Logits of a batch of uint8 CHW images of the config's input size.
     pub fn image_logits(&self, images: &[Vec<u8>]) -> Result<Vec<Vec<f32>>, DetectorError> {
         let [h, w] = self.config.input_size();
-        let input = self.normalised(images.iter().map(Vec::as_slice), 3 * h * w)?;
         if let Some(net) = &self.fast {
-            return Ok(net.head(&net.features(&cpu::Act::from_nchw(&input, images.len(), 3, h, w))));
+            let x = self.cpu_input(images.iter().map(Vec::as_slice).collect())?;
+            let features = net.features(&x);
+            self.inputs.keep(vec![x.data]);
+            return Ok(net.head(&features));
         }
+        let input = self.normalised(images.iter().map(Vec::as_slice), 3 * h * w)?;
         let x = Tensor::<4>::from_data(TensorData::new(input, [images.len(), 3, h, w]), &self.device);
         rows(self.network.forward_images(x))
     }
@@ -209,12 +215,13 @@ impl Detector {
         if let Some(v) = videos.iter().find(|v| v.len() != t) {
             return Err(DetectorError::Internal(format!("a video of {} frames, expected {t}", v.len())));
         }
-        let input = self.normalised(videos.iter().flatten().map(Vec::as_slice), 3 * h * w)?;
         if let Some(net) = &self.fast {
             if videos.is_empty() {
                 return Ok(Vec::new());
             }
-            let f = net.features(&cpu::Act::from_nchw(&input, videos.len() * t, 3, h, w));
+            let x = self.cpu_input(videos.iter().flatten().map(Vec::as_slice).collect())?;
+            let f = net.features(&x);
+            self.inputs.keep(vec![x.data]);
             let d = f.len() / (videos.len() * t);
             // The mean over frames, as burn's `mean_dim`: the sum, then one division.
             let pooled: Vec<f32> = (0..videos.len() * d)
@@ -225,6 +232,7 @@ impl Detector {
                 .collect();
             return Ok(net.head(&pooled));
         }
+        let input = self.normalised(videos.iter().flatten().map(Vec::as_slice), 3 * h * w)?;
         let x = Tensor::<5>::from_data(TensorData::new(input, [videos.len(), t, 3, h, w]), &self.device);
         rows(self.network.forward_video(x))
     }
@@ -238,6 +246,37 @@ impl Detector {
         let input: Vec<f32> = clips.iter().flatten().copied().collect();
         let x = Tensor::<2>::from_data(TensorData::new(input, [clips.len(), n]), &self.device);
         rows(self.network.forward_audio(x))
+    }
+
+    /// The CPU path's input: each CHW image of the input size normalised as [`normalise`]
+    /// does, straight into NHWC (the values of `normalise` then [`cpu::Act::from_nchw`]), the
+    /// images in parallel, in the buffer an earlier pass kept.
+    ///
+    /// [`normalise`]: Detector::normalise
+    fn cpu_input(&self, images: Vec<&[u8]>) -> Result<cpu::Act, DetectorError> {
+        let [h, w] = self.config.input_size();
+        let plane = h * w;
+        if let Some(chw) = images.iter().find(|chw| chw.len() != 3 * plane) {
+            return Err(DetectorError::Internal(format!(
+                "an image of {} bytes, expected {}",
+                chw.len(),
+                3 * plane
+            )));
+        }
+        let norm = self.config.preprocessing.normalize.as_ref();
+        let mut data = cpu::fit(&mut self.inputs.take(), images.len() * 3 * plane);
+        data.par_chunks_mut(3 * plane).zip(&images).for_each(|(img, chw)| {
+            for (p, px) in img.chunks_exact_mut(3).enumerate() {
+                for (ch, v) in px.iter_mut().enumerate() {
+                    let x = chw[ch * plane + p] as f32 / 255.0;
+                    *v = match norm {
+                        Some(n) => (x - n.mean[ch]) / n.std[ch],
+                        None => x,
+                    };
+                }
+            }
+        });
+        Ok(cpu::Act { n: images.len(), h, w, c: 3, data })
     }
 
     fn normalised<'a>(

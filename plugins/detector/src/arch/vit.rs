@@ -152,6 +152,7 @@ impl Vit {
             layers: self.layers.iter().map(layer).collect::<Result<_, _>>()?,
             ln: cpu_norm(&self.ln, EPS)?,
             head: cpu_dense(&self.head)?,
+            pool: cpu::Pool::default(),
         })
     }
 }

@@ -223,9 +223,26 @@ fn start_peers(a: &Args, weights: &Path) -> anyhow::Result<Peers> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/bench_torchvision.py");
     let size = a.size.to_string();
     let mut args: Vec<String> = [
-        "--weights", &weights.display().to_string(), "--arch", &a.arch, "--classes", "2",
-        "--batch", &a.batch.to_string(), "--height", &size, "--width", &size, "--vit", &a.vit,
-        "--iters", &a.iters.to_string(), "--device", &a.torch_device, "--peers", &a.peers,
+        "--weights",
+        &weights.display().to_string(),
+        "--arch",
+        &a.arch,
+        "--classes",
+        "2",
+        "--batch",
+        &a.batch.to_string(),
+        "--height",
+        &size,
+        "--width",
+        &size,
+        "--vit",
+        &a.vit,
+        "--iters",
+        &a.iters.to_string(),
+        "--device",
+        &a.torch_device,
+        "--peers",
+        &a.peers,
     ]
     .map(String::from)
     .into();

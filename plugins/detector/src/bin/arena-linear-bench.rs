@@ -29,7 +29,9 @@ mod peers;
 use peers::{Peers, Row, median, paired};
 
 #[derive(Parser)]
-#[command(about = "Linear-layer GFLOP/s of the detector's CPU path against PyTorch, ONNX Runtime and OpenVINO")]
+#[command(
+    about = "Linear-layer GFLOP/s of the detector's CPU path against PyTorch, ONNX Runtime and OpenVINO"
+)]
 struct Args {
     /// The shapes of a network's linear layers: vit (ViT-B/16) or convnext (ConvNeXt-T).
     #[arg(long, default_value = "vit")]
@@ -86,9 +88,11 @@ impl Shape {
 
     fn parse(spec: &str) -> anyhow::Result<Shape> {
         let (dims, then) = spec.split_once(':').unwrap_or((spec, ""));
-        let d: Vec<usize> = dims.split('x').map(str::parse).collect::<Result<_, _>>().map_err(|e| {
-            anyhow::anyhow!("--shapes: {spec:?} is not ROWSxD_INxD_OUT[:gelu] ({e})")
-        })?;
+        let d: Vec<usize> = dims
+            .split('x')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--shapes: {spec:?} is not ROWSxD_INxD_OUT[:gelu] ({e})"))?;
         let [rows, d_in, d_out] = d[..] else {
             anyhow::bail!("--shapes: {spec:?} is not ROWSxD_INxD_OUT[:gelu] (three sizes)")
         };
@@ -223,7 +227,10 @@ fn main() -> anyhow::Result<()> {
                 anyhow::ensure!(rates.len() == a.rounds, "{side}: {} rounds of {}", rates.len(), a.rounds);
                 let ours = &cases[i].out;
                 anyhow::ensure!(out.len() == 257, "{side}: {} compared outputs, not 257", out.len());
-                let diff = samples(ours.len()).zip(&out).map(|(j, &v)| (ours[j] as f64 - v).abs()).fold(0.0, f64::max);
+                let diff = samples(ours.len())
+                    .zip(&out)
+                    .map(|(j, &v)| (ours[j] as f64 - v).abs())
+                    .fold(0.0, f64::max);
                 rows[i].push(Row { rates, ..Row::new(&side, Some(diff), &detail) });
             }
         }
@@ -268,8 +275,14 @@ fn start_peers(a: &Args, shapes: &[Shape]) -> anyhow::Result<Peers> {
     let specs: Vec<String> = shapes.iter().map(Shape::spec).collect();
     let key_list: Vec<String> = (0..shapes.len()).map(|i| keys(i)[0].to_string()).collect();
     let mut args: Vec<String> = [
-        "--shapes", &specs.join(","), "--keys", &key_list.join(","),
-        "--iters", &a.iters.to_string(), "--peers", &a.peers,
+        "--shapes",
+        &specs.join(","),
+        "--keys",
+        &key_list.join(","),
+        "--iters",
+        &a.iters.to_string(),
+        "--peers",
+        &a.peers,
     ]
     .map(String::from)
     .into();

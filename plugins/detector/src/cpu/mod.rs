@@ -351,6 +351,13 @@ impl Conv {
 #[derive(Default)]
 pub struct Pool(std::sync::Mutex<Vec<Vec<f32>>>);
 
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.lock().map(|b| b.len()).unwrap_or(0);
+        write!(f, "Pool({kept} buffers)")
+    }
+}
+
 impl Pool {
     /// At most this many buffers are kept (a pass holds six at a time or fewer).
     const KEEP: usize = 8;

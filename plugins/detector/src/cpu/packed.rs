@@ -95,8 +95,25 @@ pub struct Packed {
     k: usize,
     n: usize,
     kernel: Kernel,
-    /// Panel `p` is `k` rows of `nr` values: columns `p·nr ..`, zero past `n`.
-    data: Vec<f32>,
+    /// Panel `p` is `k` rows of `nr` values: columns `p·nr ..`, zero past `n`. In cache lines,
+    /// so that every vector load of a panel row is aligned (a load across two lines costs two).
+    data: Vec<Line>,
+}
+
+/// 16 values on one 64-byte cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// The values of `lines`, in order.
+fn values(lines: &[Line]) -> &[f32] {
+    // SAFETY: `Line` is 16 `f32`s and no padding (`repr(C)`, size 64).
+    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * 16) }
+}
+
+fn values_mut(lines: &mut [Line]) -> &mut [f32] {
+    // SAFETY: as `values`.
+    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * 16) }
 }
 
 impl std::fmt::Debug for Packed {
@@ -131,12 +148,13 @@ impl Packed {
         let panels = n.div_ceil(nr);
         (self.k, self.n) = (k, n);
         self.data.clear();
-        self.data.resize(panels * k * nr, 0.0);
+        // `nr` is 16 or 32: a panel row is one or two lines.
+        self.data.resize(panels * k * nr / 16, Line([0.0; 16]));
         if k == 0 || n == 0 {
             return;
         }
         assert!((k - 1) * rs + (n - 1) * cs < src.len(), "packed source size");
-        for (p, panel) in self.data.chunks_exact_mut(k * nr).enumerate() {
+        for (p, panel) in values_mut(&mut self.data).chunks_exact_mut(k * nr).enumerate() {
             let (c0, width) = (p * nr, nr.min(n - p * nr));
             if cs == 1 {
                 for (r, dst) in panel.chunks_exact_mut(nr).enumerate() {
@@ -157,7 +175,7 @@ impl Packed {
     pub fn scale_columns(&mut self, scale: &[f32]) {
         assert_eq!(scale.len(), self.n, "column scale size");
         let nr = self.kernel.nr();
-        for (p, panel) in self.data.chunks_exact_mut((self.k * nr).max(1)).enumerate() {
+        for (p, panel) in values_mut(&mut self.data).chunks_exact_mut((self.k * nr).max(1)).enumerate() {
             for row in panel.chunks_exact_mut(nr) {
                 for (v, &s) in row.iter_mut().zip(&scale[p * nr..]) {
                     *v = (*v as f64 * s as f64) as f32;
@@ -231,7 +249,7 @@ impl Packed {
                 // runs over it; the block's rows (`mb × kc`) stay in L2 across the panels.
                 for j0 in cols.clone().step_by(nr) {
                     let width = nr.min(cols.end - j0);
-                    let b = unsafe { self.data.as_ptr().add((j0 / nr) * k * nr + k0 * nr) };
+                    let b = unsafe { values(&self.data).as_ptr().add((j0 / nr) * k * nr + k0 * nr) };
                     for g0 in (m0..m0 + mb).step_by(mr) {
                         let rows = mr.min(m0 + mb - g0);
                         let c = unsafe { dst.add(g0 * ldd + (j0 - cols.start)) };
