@@ -27,7 +27,7 @@ use arena_detector::{Detector, Source, burn_device};
 use clap::Parser;
 
 mod peers;
-use peers::{Peers, Row, median, paired};
+use peers::{Peers, Row, Turns, median, paired};
 
 #[derive(Parser)]
 #[command(about = "Detector forward-pass throughput: arena against PyTorch, ONNX Runtime and OpenVINO")]
@@ -46,22 +46,11 @@ struct Args {
     /// Square input side.
     #[arg(long, default_value_t = 224)]
     size: usize,
-    /// Forward passes per side and round.
-    #[arg(long, default_value_t = 5)]
-    iters: usize,
-    /// Rounds of every side in turn.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Python with torch and torchvision (and onnxruntime, openvino for those peers); empty to
-    /// skip the peers.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    #[command(flatten)]
+    turns: Turns,
     /// The peers, comma-separated: torch, onnxruntime, openvino.
     #[arg(long, default_value = "torch")]
     peers: String,
-    /// The peers' intra-op threads (default: every CPU, as arena uses).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Peak dense f32 TFLOP/s, for the fraction of peak; on the CPU measured when not given
     /// (every CPU running independent vector FMA chains).
     #[arg(long)]
@@ -124,7 +113,7 @@ fn main() -> anyhow::Result<()> {
                 .collect()
         })
         .collect();
-    anyhow::ensure!(a.rounds > 0 && a.iters > 0, "--rounds and --iters must be at least 1");
+    a.turns.check()?;
     // The warm-up batch of each local side, whose logits the others are compared with.
     let first = det.image_logits(&images)?;
     let engine = if det.uses_cpu_path() { "CPU path" } else { "burn Flex" };
@@ -137,10 +126,10 @@ fn main() -> anyhow::Result<()> {
             max_diff(first.iter().flatten().map(|&x| x as f64), logits.iter().flatten().map(|&x| x as f64));
         locals.push((Row::new("burn", Some(diff), "Flex"), &burn_only));
     }
-    let mut peers = (!a.python.is_empty()).then(|| start_peers(&a, &weights)).transpose()?;
-    for _ in 0..a.rounds {
+    let mut peers = (!a.turns.python.is_empty()).then(|| start_peers(&a, &weights)).transpose()?;
+    for _ in 0..a.turns.rounds {
         for (row, det) in &mut locals {
-            row.rates.push(rate(det, &images, a.iters)?);
+            row.rates.push(rate(det, &images, a.turns.iters)?);
             // Until rayon's idle workers sleep, before the next side.
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
@@ -165,11 +154,11 @@ fn main() -> anyhow::Result<()> {
             let mut row = Row::new(p["name"].as_str().unwrap_or("?"), Some(diff), &detail);
             row.rates = serde_json::from_value(p["images_per_s"].clone())?;
             anyhow::ensure!(
-                row.rates.len() == a.rounds,
+                row.rates.len() == a.turns.rounds,
                 "{}: {} rounds of {}",
                 row.side,
                 row.rates.len(),
-                a.rounds
+                a.turns.rounds
             );
             rows.push(row);
         }
@@ -186,8 +175,8 @@ fn main() -> anyhow::Result<()> {
         a.batch,
         a.size,
         a.size,
-        a.rounds,
-        a.iters,
+        a.turns.rounds,
+        a.turns.iters,
         a.device,
         rayon::current_num_threads()
     );
@@ -222,7 +211,7 @@ fn main() -> anyhow::Result<()> {
 fn start_peers(a: &Args, weights: &Path) -> anyhow::Result<Peers> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/bench_torchvision.py");
     let size = a.size.to_string();
-    let mut args: Vec<String> = [
+    let args: Vec<String> = [
         "--weights",
         &weights.display().to_string(),
         "--arch",
@@ -237,19 +226,12 @@ fn start_peers(a: &Args, weights: &Path) -> anyhow::Result<Peers> {
         &size,
         "--vit",
         &a.vit,
-        "--iters",
-        &a.iters.to_string(),
         "--device",
         &a.torch_device,
-        "--peers",
-        &a.peers,
     ]
     .map(String::from)
     .into();
-    if let Some(t) = a.threads {
-        args.extend(["--threads".into(), t.to_string()]);
-    }
-    Peers::start(&a.python, script, &args)
+    Peers::start(&a.turns, &a.peers, script, &args)
 }
 
 fn max_diff(a: impl Iterator<Item = f64>, b: impl Iterator<Item = f64>) -> f64 {

@@ -26,7 +26,7 @@ use arena_detector::weights::splitmix;
 use clap::Parser;
 
 mod peers;
-use peers::{Peers, Row, median, paired};
+use peers::{Peers, Row, Turns, median, paired};
 
 #[derive(Parser)]
 #[command(
@@ -42,21 +42,11 @@ struct Args {
     /// Shapes instead of the preset, comma-separated: ROWSxD_INxD_OUT, `:gelu` for GELU after.
     #[arg(long)]
     shapes: Option<String>,
-    /// Calls per shape, side and round.
-    #[arg(long, default_value_t = 5)]
-    iters: usize,
-    /// Rounds of every side in turn.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Python with torch (and onnxruntime, openvino for those peers); empty to skip the peers.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    #[command(flatten)]
+    turns: Turns,
     /// The peers, comma-separated: torch, onnxruntime, openvino.
     #[arg(long, default_value = "torch,onnxruntime,openvino")]
     peers: String,
-    /// The peers' intra-op threads (default: every CPU, as arena uses).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Peak dense f32 TFLOP/s, for the fraction of peak; measured when not given.
     #[arg(long)]
     peak_tflops: Option<f64>,
@@ -182,7 +172,7 @@ impl Case {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    anyhow::ensure!(a.rounds > 0 && a.iters > 0, "--rounds and --iters must be at least 1");
+    a.turns.check()?;
     // Measured first, on an idle machine.
     let measured = a.peak_tflops.is_none();
     let peak = a.peak_tflops.or_else(arena_plugin_api::machine::fma_peak_tflops);
@@ -195,11 +185,11 @@ fn main() -> anyhow::Result<()> {
     for (c, s) in cases.iter_mut().zip(&shapes) {
         c.rate(s, 1);
     }
-    let mut peers = (!a.python.is_empty()).then(|| start_peers(&a, &shapes)).transpose()?;
+    let mut peers = (!a.turns.python.is_empty()).then(|| start_peers(&a, &shapes)).transpose()?;
     let mut arena: Vec<Vec<f64>> = vec![Vec::new(); shapes.len()];
-    for _ in 0..a.rounds {
+    for _ in 0..a.turns.rounds {
         for ((c, s), rates) in cases.iter_mut().zip(&shapes).zip(&mut arena) {
-            rates.push(c.rate(s, a.iters));
+            rates.push(c.rate(s, a.turns.iters));
         }
         // Until rayon's idle workers sleep, before the next side.
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -224,7 +214,12 @@ fn main() -> anyhow::Result<()> {
                 shapes.len()
             );
             for (i, (rates, out)) in rates.into_iter().zip(outs).enumerate() {
-                anyhow::ensure!(rates.len() == a.rounds, "{side}: {} rounds of {}", rates.len(), a.rounds);
+                anyhow::ensure!(
+                    rates.len() == a.turns.rounds,
+                    "{side}: {} rounds of {}",
+                    rates.len(),
+                    a.turns.rounds
+                );
                 let ours = &cases[i].out;
                 anyhow::ensure!(out.len() == 257, "{side}: {} compared outputs, not 257", out.len());
                 let diff = samples(ours.len())
@@ -242,8 +237,8 @@ fn main() -> anyhow::Result<()> {
     }
     println!(
         "{} rounds of {} timed calls per shape and side; arena on {} threads",
-        a.rounds,
-        a.iters,
+        a.turns.rounds,
+        a.turns.iters,
         rayon::current_num_threads()
     );
     println!(
@@ -274,20 +269,7 @@ fn start_peers(a: &Args, shapes: &[Shape]) -> anyhow::Result<Peers> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/bench_linear.py");
     let specs: Vec<String> = shapes.iter().map(Shape::spec).collect();
     let key_list: Vec<String> = (0..shapes.len()).map(|i| keys(i)[0].to_string()).collect();
-    let mut args: Vec<String> = [
-        "--shapes",
-        &specs.join(","),
-        "--keys",
-        &key_list.join(","),
-        "--iters",
-        &a.iters.to_string(),
-        "--peers",
-        &a.peers,
-    ]
-    .map(String::from)
-    .into();
-    if let Some(t) = a.threads {
-        args.extend(["--threads".into(), t.to_string()]);
-    }
-    Peers::start(&a.python, script, &args)
+    let args: Vec<String> =
+        ["--shapes", &specs.join(","), "--keys", &key_list.join(",")].map(String::from).into();
+    Peers::start(&a.turns, &a.peers, script, &args)
 }

@@ -15,13 +15,42 @@ pub struct Peers {
     stderr: tempfile::NamedTempFile,
 }
 
+/// The options of the turns both benchmarks take.
+#[derive(clap::Args)]
+pub struct Turns {
+    /// Timed iterations per side and round.
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Rounds of every side in turn.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Python with torch (and onnxruntime, openvino for those peers); empty to skip the peers.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// The peers' intra-op threads (default: every CPU, as arena uses).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl Turns {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.rounds > 0 && self.iters > 0, "--rounds and --iters must be at least 1");
+        Ok(())
+    }
+}
+
 impl Peers {
-    /// Starts `python script args…` and waits until every peer is ready.
-    pub fn start(python: &str, script: &str, args: &[String]) -> anyhow::Result<Peers> {
+    /// Starts `python script args… --iters --peers [--threads]` and waits until every peer is
+    /// ready.
+    pub fn start(turns: &Turns, peers: &str, script: &str, args: &[String]) -> anyhow::Result<Peers> {
         let stderr = tempfile::NamedTempFile::new()?;
-        let mut child = Command::new(python)
-            .arg(script)
-            .args(args)
+        let python = &turns.python;
+        let mut cmd = Command::new(python);
+        cmd.arg(script).args(args).args(["--iters", &turns.iters.to_string(), "--peers", peers]);
+        if let Some(t) = turns.threads {
+            cmd.args(["--threads", &t.to_string()]);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr.reopen()?)
