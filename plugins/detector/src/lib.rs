@@ -184,13 +184,16 @@ impl Detector {
     pub fn normalise(&self, chw: &[u8], out: &mut Vec<f32>) {
         let [h, w] = self.config.input_size();
         let plane = h * w;
-        let norm = self.config.preprocessing.normalize.as_ref();
-        for (i, &v) in chw.iter().enumerate() {
-            let x = v as f32 / 255.0;
-            out.push(match norm {
-                Some(n) => (x - n.mean[i / plane]) / n.std[i / plane],
-                None => x,
-            });
+        out.extend(chw.iter().enumerate().map(|(i, &v)| self.pixel(v, i / plane)));
+    }
+
+    /// One value of channel `ch`: `v / 255`, then the config's normalisation.
+    #[inline]
+    fn pixel(&self, v: u8, ch: usize) -> f32 {
+        let x = v as f32 / 255.0;
+        match &self.config.preprocessing.normalize {
+            Some(n) => (x - n.mean[ch]) / n.std[ch],
+            None => x,
         }
     }
 
@@ -248,53 +251,45 @@ impl Detector {
         rows(self.network.forward_audio(x))
     }
 
-    /// The CPU path's input: each CHW image of the input size normalised as [`normalise`]
-    /// does, straight into NHWC (the values of `normalise` then [`cpu::Act::from_nchw`]), the
-    /// images in parallel, in the buffer an earlier pass kept.
-    ///
-    /// [`normalise`]: Detector::normalise
+    /// The CPU path's input: each CHW image of the input size normalised as
+    /// [`normalise`](Detector::normalise) does, straight into NHWC, the images in parallel, in the
+    /// buffer an earlier pass kept.
     fn cpu_input(&self, images: Vec<&[u8]>) -> Result<cpu::Act, DetectorError> {
         let [h, w] = self.config.input_size();
         let plane = h * w;
-        if let Some(chw) = images.iter().find(|chw| chw.len() != 3 * plane) {
-            return Err(DetectorError::Internal(format!(
-                "an image of {} bytes, expected {}",
-                chw.len(),
-                3 * plane
-            )));
-        }
-        let norm = self.config.preprocessing.normalize.as_ref();
+        check_sizes(&images, 3 * plane)?;
         let mut data = cpu::fit(&mut self.inputs.take(), images.len() * 3 * plane);
         data.par_chunks_mut(3 * plane).zip(&images).for_each(|(img, chw)| {
             for (p, px) in img.chunks_exact_mut(3).enumerate() {
                 for (ch, v) in px.iter_mut().enumerate() {
-                    let x = chw[ch * plane + p] as f32 / 255.0;
-                    *v = match norm {
-                        Some(n) => (x - n.mean[ch]) / n.std[ch],
-                        None => x,
-                    };
+                    *v = self.pixel(chw[ch * plane + p], ch);
                 }
             }
         });
         Ok(cpu::Act { n: images.len(), h, w, c: 3, data })
     }
 
+    /// burn's input: the images normalised, CHW, one after another.
     fn normalised<'a>(
         &self,
         items: impl Iterator<Item = &'a [u8]>,
         len: usize,
     ) -> Result<Vec<f32>, DetectorError> {
-        let mut out = Vec::new();
+        let items: Vec<&[u8]> = items.collect();
+        check_sizes(&items, len)?;
+        let mut out = Vec::with_capacity(items.len() * len);
         for chw in items {
-            if chw.len() != len {
-                return Err(DetectorError::Internal(format!(
-                    "an image of {} bytes, expected {len}",
-                    chw.len()
-                )));
-            }
             self.normalise(chw, &mut out);
         }
         Ok(out)
+    }
+}
+
+/// Every image `len` bytes.
+fn check_sizes(images: &[&[u8]], len: usize) -> Result<(), DetectorError> {
+    match images.iter().find(|chw| chw.len() != len) {
+        Some(chw) => Err(DetectorError::Internal(format!("an image of {} bytes, expected {len}", chw.len()))),
+        None => Ok(()),
     }
 }
 

@@ -114,22 +114,6 @@ pub struct Act {
     pub data: Vec<f32>,
 }
 
-impl Act {
-    /// From `[N, C, H, W]` values.
-    pub fn from_nchw(data: &[f32], n: usize, c: usize, h: usize, w: usize) -> Act {
-        let mut out = vec![0f32; data.len()];
-        out.par_chunks_mut(h * w * c).enumerate().for_each(|(b, img)| {
-            let src = &data[b * c * h * w..(b + 1) * c * h * w];
-            for ch in 0..c {
-                for (p, &v) in src[ch * h * w..(ch + 1) * h * w].iter().enumerate() {
-                    img[p * c + ch] = v;
-                }
-            }
-        });
-        Act { n, h, w, c, data: out }
-    }
-}
-
 /// Inference batch-norm statistics of one layer.
 pub struct BatchNorm {
     pub gamma: Vec<f32>,
@@ -1049,13 +1033,5 @@ mod tests {
         let conv = Conv::new(&values(4 * 2 * 9, 1), 4, 2, 3, 1, 1, None, None);
         let y = conv.forward(&Act { n: 0, h: 5, w: 5, c: 2, data: Vec::new() }, None, true);
         assert_eq!((y.n, y.h, y.w, y.c, y.data.len()), (0, 5, 5, 4, 0));
-    }
-
-    #[test]
-    fn nchw_to_nhwc() {
-        let data: Vec<f32> = (0..24).map(|v| v as f32).collect();
-        let a = Act::from_nchw(&data, 2, 3, 2, 2);
-        // Image 1, pixel (1, 0), channel 2: NCHW index 1·12 + 2·4 + 1·2 + 0 = 22.
-        assert_eq!(a.data[((2 + 1) * 2) * 3 + 2], 22.0);
     }
 }

@@ -96,7 +96,8 @@ pub struct Packed {
     n: usize,
     kernel: Kernel,
     /// Panel `p` is `k` rows of `nr` values: columns `p·nr ..`, zero past `n`. In cache lines,
-    /// so that every vector load of a panel row is aligned (a load across two lines costs two).
+    /// so that no vector load of a panel row straddles two (0.5–2% on ViT's layers on Zen 3,
+    /// paired against panels 16 bytes off).
     data: Vec<Line>,
 }
 

@@ -33,6 +33,7 @@ pub struct Turns {
 }
 
 impl Turns {
+    /// At least one round of one iteration.
     pub fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.rounds > 0 && self.iters > 0, "--rounds and --iters must be at least 1");
         Ok(())
